@@ -1,0 +1,3 @@
+from smartscreen.cli import main
+
+raise SystemExit(main())

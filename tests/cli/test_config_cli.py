@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smartscreen.cli import main
+from smartscreen.config import load_config, parse_config
+from smartscreen.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "demo-centre.yaml"
+
+
+def test_example_config_validates() -> None:
+    config = load_config(EXAMPLE)
+    assert [line.id for line in config.lines] == ["L1", "L2"]
+    assert config.model_config.get("extra") == "forbid"
+
+
+def test_invalid_field_reported_with_yaml_line() -> None:
+    text = EXAMPLE.read_text().replace(
+        "belt_speed_mm_s: 2500\n    scanner_to_gate_mm: 5000\n    actuator_margin_ms: 150\n  - id: L2",
+        "belt_speed_mm_s: -3\n    scanner_to_gate_mm: 5000\n    actuator_margin_ms: 150\n  - id: L2",
+        1,
+    )
+    expected_line = next(i for i, line in enumerate(text.splitlines(), 1) if "belt_speed_mm_s: -3" in line)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "demo.yaml")
+    assert f"demo.yaml:{expected_line}: lines.0.belt_speed_mm_s" in str(info.value)
+
+
+def test_unknown_field_and_bad_url_scheme_rejected() -> None:
+    text = "centre: {id: C1}\nwaybill: {url: 'file://x.json'}\nlines:\n  - id: L1\n    scanner: ftp://x\n    io_board: sim://\n    colour: red\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    message = str(info.value)
+    assert "c.yaml:5: lines.0.scanner" in message and "ftp" in message
+    assert "c.yaml:7: lines.0.colour" in message
+
+
+def test_duplicate_line_ids_rejected() -> None:
+    text = "centre: {id: C1}\nwaybill: {url: 'file://x.json'}\nlines:\n  - {id: L1, scanner: 'sim://', io_board: 'sim://'}\n  - {id: L1, scanner: 'sim://', io_board: 'sim://'}\n"
+    with pytest.raises(ConfigError, match="unique"):
+        parse_config(text)
+
+
+def test_validate_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate-config", str(EXAMPLE)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("centre: {id: C1}\nlines: []\nwaybill: {url: 'file://x'}\n")
+    assert main(["validate-config", str(bad)]) == 1
+    assert "lines" in capsys.readouterr().err
+    assert main(["validate-config", str(tmp_path / "missing.yaml")]) == 1
+
+
+def test_module_entry_point_prints_version_and_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "smartscreen", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("smartscreen ")
+    out = subprocess.run([sys.executable, "-m", "smartscreen", "--help"], capture_output=True, text=True, check=True)
+    assert "validate-config" in out.stdout
+
+
+def test_runtime_imports_without_torch() -> None:
+    code = "import sys, smartscreen.cli, smartscreen.domain, smartscreen.config; smartscreen.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
