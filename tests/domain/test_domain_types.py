@@ -133,3 +133,27 @@ def test_personal_data_masked_and_kept_out_of_repr() -> None:
     assert masked.recipient_address.startswith("广东省深圳市") and "科技园" not in masked.recipient_address
     waybill = Waybill(tracking_no="SF1", carrier_code="SF", pii=pii)
     assert "张三丰" not in repr(waybill) and "5678" not in repr(pii)
+
+
+def test_taxonomy_has_pidray_classes_and_stable_ids() -> None:
+    from smartscreen.domain.taxonomy import CLASS_NAMES, PROHIBITED_CLASS_NAMES, class_id
+
+    pidray = {
+        "baton",
+        "pliers",
+        "hammer",
+        "powerbank",
+        "scissors",
+        "wrench",
+        "gun",
+        "bullet",
+        "sprayer",
+        "handcuffs",
+        "knife",
+        "lighter",
+    }
+    assert pidray <= set(CLASS_NAMES) and len(CLASS_NAMES) == 15
+    assert class_id("baton") == 0 and class_id("firecracker") == 14
+    assert {"gun", "knife", "firecracker"} <= PROHIBITED_CLASS_NAMES
+    with pytest.raises(KeyError, match="unknown class"):
+        class_id("banana")
