@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from smartscreen.domain.decision import Decision, RiskAssessment, Route
 from smartscreen.domain.detections import Detections
-from smartscreen.domain.waybill import BarcodeMatch
+from smartscreen.domain.waybill import BarcodeMatch, Waybill
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,7 @@ class ParcelEntered:
     """The leading edge crossed the tunnel's entry photo-eye."""
 
     parcel_id: str
+    centre_id: str
     line_id: str
     at_ns: int
     encoder_counts: int
@@ -45,6 +46,7 @@ class WaybillMatched:
     outcome: BarcodeMatch
     tracking_no: str
     found: bool
+    waybill: Waybill | None = None
 
 
 @dataclass(frozen=True, slots=True)
