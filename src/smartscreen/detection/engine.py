@@ -1,0 +1,303 @@
+"""The ONNX detector: model package -> onnxruntime session -> letterbox, batched inference, decode, NMS.
+
+:class:`OnnxDetector` implements :class:`smartscreen.domain.ports.Detector`. Its
+``__init__`` takes ready objects (a session, a package), so tests can hand it a
+fake or deliberately slow session; :meth:`OnnxDetector.from_package` does the I/O.
+Calls are serialised by a lock (one session, one preallocated input buffer).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from smartscreen.detection.package import ModelPackage, check_session, load_model_package
+from smartscreen.detection.postprocess import NmsParams, decode_yolo_v8, to_detections
+from smartscreen.detection.preprocess import (
+    BatchBuffer,
+    Letterbox,
+    content_box,
+    plan_letterbox,
+    scan_foreground,
+    scan_image,
+)
+from smartscreen.domain.detections import Detections
+from smartscreen.domain.render import RenderedScan
+from smartscreen.errors import InferenceError, ModelPackageError
+
+logger = logging.getLogger(__name__)
+
+ProviderName = Literal["cpu", "cuda", "tensorrt"]
+
+ORT_PROVIDERS: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class InferenceSessionLike(Protocol):
+    """What the engine needs from an ``onnxruntime.InferenceSession``."""
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]) -> Sequence[Any]: ...
+
+    def get_inputs(self) -> Sequence[Any]: ...
+
+    def get_outputs(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Wall time of the last call, split by stage, in milliseconds."""
+
+    batch_size: int
+    input_hw: tuple[int, int]
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+def resolve_providers(
+    requested: Sequence[str], available: Sequence[str], device_id: int = 0
+) -> list[str | tuple[str, dict[str, str]]]:
+    """onnxruntime provider list for ``requested`` (names in order of preference: cpu, cuda, tensorrt).
+
+    Unavailable providers are skipped with a warning that says how to get them; if
+    none of the requested ones is available an :class:`InferenceError` says so.
+    """
+    if not requested:
+        raise InferenceError("no execution provider requested; use e.g. providers=('cpu',)")
+    chosen: list[str | tuple[str, dict[str, str]]] = []
+    missing: list[str] = []
+    for name in requested:
+        ort_name = ORT_PROVIDERS.get(name)
+        if ort_name is None:
+            raise InferenceError(f"unknown execution provider {name!r}; choose from {sorted(ORT_PROVIDERS)}")
+        if ort_name not in available:
+            missing.append(name)
+            continue
+        if name in ("cuda", "tensorrt"):
+            chosen.append((ort_name, {"device_id": str(device_id)}))
+        else:
+            chosen.append(ort_name)
+    if missing:
+        hint = (
+            "this onnxruntime build offers only "
+            + ", ".join(available)
+            + "; for cuda/tensorrt install onnxruntime-gpu (and CUDA/cuDNN, TensorRT) on a machine with an NVIDIA GPU"
+        )
+        if not chosen:
+            raise InferenceError(f"execution provider(s) {', '.join(missing)} not available: {hint}")
+        logger.warning("execution provider(s) %s not available, falling back: %s", ", ".join(missing), hint)
+    return chosen
+
+
+class OnnxDetector:
+    """YOLO-format ONNX detector on onnxruntime; implements ``smartscreen.domain.ports.Detector``."""
+
+    def __init__(
+        self,
+        session: InferenceSessionLike,
+        package: ModelPackage,
+        *,
+        conf_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_det: int | None = None,
+        max_batch: int = 16,
+        validate: bool = True,
+        warmup: bool = True,
+        providers_in_use: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        manifest = package.manifest
+        if validate:
+            check_session(manifest, session, source=str(package.onnx_path))
+        if not manifest.input.dynamic_batch:
+            max_batch = 1
+        self._session = session
+        self.package = package
+        self.nms = NmsParams(
+            conf=manifest.nms.conf if conf_threshold is None else conf_threshold,
+            iou=manifest.nms.iou if iou_threshold is None else iou_threshold,
+            max_det=manifest.nms.max_det if max_det is None else max_det,
+            class_aware=manifest.nms.class_aware,
+        )
+        self.max_batch = max_batch
+        self.providers_in_use = tuple(providers_in_use)
+        self._buffer = BatchBuffer(manifest.input, max_batch)
+        self._lock = threading.Lock()
+        self._input_name = manifest.input.name
+        self._output_names = [manifest.output.name]
+        self.last_times: StageTimes | None = None
+        self.warmup_ms: float | None = None
+        if warmup:
+            self.warmup()
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def from_package(
+        cls,
+        path: Path | str,
+        providers: Sequence[ProviderName | str] = ("cpu",),
+        intra_op_threads: int = 2,
+        inter_op_threads: int = 1,
+        *,
+        conf_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_det: int | None = None,
+        max_batch: int = 16,
+        device_id: int = 0,
+        warmup: bool = True,
+    ) -> OnnxDetector:
+        """Load ``path`` (a model package directory), build a session on the preferred provider, check, warm up."""
+        package = load_model_package(path, check_onnx=False)
+        import onnxruntime as ort
+
+        provider_list = resolve_providers(list(providers), ort.get_available_providers(), device_id)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(package.onnx_path), options, providers=provider_list)
+        except Exception as e:  # onnxruntime's own error types (missing CUDA libraries, corrupt graph)
+            raise ModelPackageError(
+                f"onnxruntime cannot load {package.onnx_path} with providers {provider_list}: {e}"
+            ) from e
+        in_use = session.get_providers()
+        wanted = [p if isinstance(p, str) else p[0] for p in provider_list]
+        if wanted[0] not in in_use:
+            logger.warning(
+                "onnxruntime did not start %s (its libraries are missing or incompatible); running on %s",
+                wanted[0],
+                ", ".join(in_use),
+            )
+        return cls(
+            session,
+            package,
+            conf_threshold=conf_threshold,
+            iou_threshold=iou_threshold,
+            max_det=max_det,
+            max_batch=max_batch,
+            warmup=warmup,
+            providers_in_use=in_use,
+        )
+
+    def warmup(self, runs: int = 2) -> float:
+        """Run the nominal input a few times (allocations, kernel selection); returns the last latency in ms."""
+        h, w = self.package.manifest.input.size_hw
+        image = np.full((h, w, 3), 128, np.uint8)
+        last = 0.0
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.detect_images([image])
+            last = (time.perf_counter() - start) * 1e3
+        self.warmup_ms = last
+        return last
+
+    # ----------------------------------------------------------------- Detector port
+
+    @property
+    def model_id(self) -> str:
+        return self.package.model_id
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.package.class_names
+
+    def detect(self, scans: Sequence[RenderedScan]) -> list[Detections]:
+        """Detections for each rendered scan, boxes in scan pixels; ``InferenceError`` when the model fails."""
+        spec = self.package.manifest.input
+        images = [scan_image(scan, spec) for scan in scans]
+        foregrounds = [scan_foreground(scan) for scan in scans]
+        return self._detect(images, foregrounds)
+
+    def detect_images(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """Detections for HxWx3 uint8 RGB images (pseudo-colour), boxes in image pixels."""
+        if self.package.manifest.input.image != "pseudo_colour":
+            raise InferenceError(
+                f"{self.model_id} takes stacked dual-energy channels, not RGB images: call detect() with rendered scans"
+            )
+        for k, image in enumerate(images):
+            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(
+                    f"image {k} must be an (h, w, 3) uint8 RGB array, got "
+                    f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
+                )
+        return self._detect(list(images), [None] * len(images))
+
+    # ----------------------------------------------------------------- internals
+
+    def _detect(
+        self, images: list[npt.NDArray[np.uint8]], foregrounds: Sequence[npt.NDArray[np.bool_] | None]
+    ) -> list[Detections]:
+        if not images:
+            return []
+        manifest = self.package.manifest
+        layouts = [
+            plan_letterbox((int(img.shape[0]), int(img.shape[1])), content_box(img, manifest.crop, fg), manifest.input)
+            for img, fg in zip(images, foregrounds, strict=True)
+        ]
+        results: list[Detections] = []
+        with self._lock:
+            for start in range(0, len(images), self.max_batch):
+                stop = start + self.max_batch
+                results.extend(self._run_batch(images[start:stop], layouts[start:stop]))
+        return results
+
+    def _run_batch(self, images: list[npt.NDArray[np.uint8]], layouts: list[Letterbox]) -> list[Detections]:
+        t0 = time.perf_counter()
+        batch = self._buffer.fill(images, layouts)
+        t1 = time.perf_counter()
+        try:
+            outputs = self._session.run(self._output_names, {self._input_name: batch})
+        except Exception as e:  # onnxruntime raises its own error types; the caller fails closed
+            raise InferenceError(f"{self.model_id}: inference failed on a batch of {len(images)}: {e}") from e
+        t2 = time.perf_counter()
+        prediction = np.asarray(outputs[0])
+        n_rows = 4 + len(self.class_names)
+        if prediction.ndim != 3 or prediction.shape[0] != len(images) or prediction.shape[1] != n_rows:
+            raise InferenceError(
+                f"{self.model_id}: output shape {prediction.shape} does not fit a batch of {len(images)} "
+                f"with {len(self.class_names)} classes"
+            )
+        results = [
+            to_detections(decode_yolo_v8(prediction[i], self.nms), lb, self.class_names, self.model_id)
+            for i, lb in enumerate(layouts)
+        ]
+        t3 = time.perf_counter()
+        self.last_times = StageTimes(
+            batch_size=len(images),
+            input_hw=(int(batch.shape[2]), int(batch.shape[3])),
+            preprocess_ms=(t1 - t0) * 1e3,
+            inference_ms=(t2 - t1) * 1e3,
+            postprocess_ms=(t3 - t2) * 1e3,
+        )
+        return results
+
+    def input_shape_for(self, image_hw: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
+        """The ``(n, 3, H, W)`` tensor shape the engine feeds for full (uncropped) images of these sizes."""
+        spec = self.package.manifest.input
+        layouts = [plan_letterbox(hw, (0, 0, hw[1], hw[0]), spec) for hw in image_hw]
+        return (len(layouts), 3, max(lb.input_hw[0] for lb in layouts), max(lb.input_hw[1] for lb in layouts))
+
+    def plan(self, image: npt.NDArray[np.uint8]) -> Letterbox:
+        """The crop and letterbox the engine applies to ``image``."""
+        manifest = self.package.manifest
+        return plan_letterbox(
+            (int(image.shape[0]), int(image.shape[1])), content_box(image, manifest.crop), manifest.input
+        )
