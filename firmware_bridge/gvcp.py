@@ -50,9 +50,7 @@ class Status(IntEnum):
     ERROR = 0x8FFF
 
 
-UNAVAILABLE_STATUSES = frozenset(
-    {Status.PACKET_UNAVAILABLE, Status.PACKET_AND_PREVIOUS_REMOVED, Status.PACKET_REMOVED}
-)
+UNAVAILABLE_STATUSES = frozenset({Status.PACKET_UNAVAILABLE, Status.PACKET_AND_PREVIOUS_REMOVED, Status.PACKET_REMOVED})
 
 
 class Reg(IntEnum):
@@ -189,7 +187,11 @@ def encode_resend(req: ResendRequest) -> bytes:
     if req.extended:
         return struct.pack(">IIIQ", 0, req.first_packet_id, req.last_packet_id, req.block_id)
     return struct.pack(
-        ">HHII", req.stream_channel, req.block_id & 0xFFFF, req.first_packet_id & 0xFFFFFF, req.last_packet_id & 0xFFFFFF
+        ">HHII",
+        req.stream_channel,
+        req.block_id & 0xFFFF,
+        req.first_packet_id & 0xFFFFFF,
+        req.last_packet_id & 0xFFFFFF,
     )
 
 

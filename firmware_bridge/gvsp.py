@@ -86,9 +86,7 @@ def header_size(extended: bool) -> int:
     return EXTENDED_HEADER_SIZE if extended else STANDARD_HEADER_SIZE
 
 
-def encode_header(
-    block_id: int, content_format: int, packet_id: int, extended: bool = False, status: int = 0
-) -> bytes:
+def encode_header(block_id: int, content_format: int, packet_id: int, extended: bool = False, status: int = 0) -> bytes:
     if extended:
         return struct.pack(">HHBBHQI", status, 0, 0x80 | content_format, 0, 0, block_id, packet_id)
     if not 0 < block_id <= MAX_STANDARD_BLOCK_ID:

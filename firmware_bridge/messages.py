@@ -185,7 +185,9 @@ def encode_message(msg: Message) -> bytes:
     if isinstance(msg, BarcodeReadMsg):
         _check_range("reader_id", msg.reader_id, 0, 255)
         _check_range("n_codes", len(msg.codes), 0, 16)
-        head = _BARCODE_HEAD.pack(MsgId.BARCODE_READ, msg.reader_id, msg.encoder_counts, msg.at_ns & _U64, len(msg.codes))
+        head = _BARCODE_HEAD.pack(
+            MsgId.BARCODE_READ, msg.reader_id, msg.encoder_counts, msg.at_ns & _U64, len(msg.codes)
+        )
         return head + b"".join(_encode_text("barcode", c) for c in msg.codes)
     if isinstance(msg, GeneratorStatusMsg):
         kv10, ma100 = round(msg.kv * 10), round(msg.ma * 100)
@@ -287,7 +289,9 @@ def decode_message(payload: bytes) -> Message:
         return BarcodeReadMsg(reader, tuple(codes), counts, at)
     if msg_id is MsgId.GENERATOR_STATUS:
         _, xray, interlock, _r, kv10, ma100, at = _unpack(_GEN, payload, "GENERATOR_STATUS")
-        return GeneratorStatusMsg(_bool("xray_on", xray), _bool("interlock_closed", interlock), kv10 / 10, ma100 / 100, at)
+        return GeneratorStatusMsg(
+            _bool("xray_on", xray), _bool("interlock_closed", interlock), kv10 / 10, ma100 / 100, at
+        )
     if msg_id is MsgId.GATE_COMMAND:
         _, pseq, divert, seq, deadline = _unpack(_GATE_CMD, payload, "GATE_COMMAND")
         return GateCommandMsg(pseq, _bool("divert", divert), seq, deadline)
