@@ -196,7 +196,7 @@ def test_modbus_gate_over_loopback() -> None:
         assert plc.wait_for(lambda: plc.mode is PlcMode.ALL_REJECT, timeout_s=2)
         plc.track(3, time.time_ns())
         assert plc.wait_for(lambda: 3 in plc.results, timeout_s=5)
-        assert plc.results[3].cause == "watchdog" and plc.watchdog_trips == 1
+        assert plc.results[3].cause == "watchdog" and plc.watchdog_trips >= 1
     finally:
         gate.close()
         server.stop()
