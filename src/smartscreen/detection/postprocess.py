@@ -69,7 +69,7 @@ def nms(
     if n > _NUMPY_NMS_MAX:
         wh = xyxy[:, 2:] - xyxy[:, :2]
         rects = np.concatenate([xyxy[:, :2], wh], axis=1).astype(np.float64)
-        kept = cv2.dnn.NMSBoxes(rects.tolist(), scores.astype(np.float64).tolist(), -1.0, float(iou_threshold))
+        kept = cv2.dnn.NMSBoxes(rects.tolist(), scores.astype(np.float64).tolist(), 0.0, float(iou_threshold))
         idx = np.asarray(kept, np.intp).reshape(-1)
         idx = idx[np.argsort(-scores[idx], kind="stable")]
         return idx[:max_det]

@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from smartscreen.detection.engine import OnnxDetector, resolve_providers
+from smartscreen.detection.package import ModelPackage
+from smartscreen.domain.ports import Detector
+from smartscreen.domain.render import MaterialClass, RenderedScan
+from smartscreen.errors import InferenceError
+
+
+def parcel_image(h: int, w: int, blocks: Sequence[tuple[int, int, int, int, tuple[int, int, int]]]) -> np.ndarray:
+    """White air, a light parcel body and solid coloured blocks (x0, y0, x1, y1, rgb)."""
+    image = np.full((h, w, 3), 255, np.uint8)
+    xs = [b[0] for b in blocks] + [b[2] for b in blocks]
+    ys = [b[1] for b in blocks] + [b[3] for b in blocks]
+    image[max(0, min(ys) - 40) : min(h, max(ys) + 40), max(0, min(xs) - 40) : min(w, max(xs) + 40)] = (225, 215, 190)
+    for x0, y0, x1, y1, rgb in blocks:
+        image[y0:y1, x0:x1] = rgb
+    return image
+
+
+def rendered(rgb: np.ndarray) -> RenderedScan:
+    h, w = rgb.shape[:2]
+    air = (rgb >= 235).all(axis=2)
+    material = np.where(air, MaterialClass.BACKGROUND, MaterialClass.ORGANIC).astype(np.uint8)
+    zeros = np.zeros((h, w), np.float32)
+    return RenderedScan(rgb=rgb, attenuation_high=zeros, attenuation_low=zeros, zeff=zeros, material=material)
+
+
+def union_box(xyxy: np.ndarray) -> np.ndarray:
+    return np.array([xyxy[:, 0].min(), xyxy[:, 1].min(), xyxy[:, 2].max(), xyxy[:, 3].max()])
+
+
+def test_implements_the_detector_port(tiny_detector: OnnxDetector) -> None:
+    assert isinstance(tiny_detector, Detector)
+    assert tiny_detector.model_id == "tiny-cells@0.1.0"
+    assert tiny_detector.warmup_ms is not None
+
+
+def test_boxes_come_back_in_source_pixels(tiny_detector: OnnxDetector) -> None:
+    block = (300, 150, 620, 470)
+    image = parcel_image(800, 1024, [(*block, (0, 255, 255)), (700, 500, 900, 700, (255, 0, 255))])
+    det = tiny_detector.detect_images([image])[0]
+    lb = tiny_detector.plan(image)
+    assert lb.input_hw[0] % 32 == 0 and lb.input_hw != (640, 640)  # rectangular input
+    cell_src = 32 / lb.scale
+    by_class = {name: det.xyxy[det.class_ids == k] for k, name in enumerate(det.class_names)}
+    red_dark = union_box(by_class["baton"])  # class 0: dark in the red channel
+    green_dark = union_box(by_class["pliers"])  # class 1: dark in green
+    assert set(det.labels()) == {"baton", "pliers"}
+    # cells wholly inside a block score 1 and lie inside it; together the cells cover it up to one cell at each edge
+    full = union_box(det.xyxy[(det.class_ids == 0) & (det.scores > 0.999)])
+    np.testing.assert_array_less(np.array(block[:2]) - 1, full[:2])
+    np.testing.assert_array_less(full[2:], np.array(block[2:]) + 1)
+    np.testing.assert_array_less(np.abs(red_dark - np.array(block)), cell_src + 1)
+    np.testing.assert_array_less(np.abs(green_dark - np.array([700, 500, 900, 700])), cell_src + 1)
+    assert det.scores.min() > 0.25
+
+
+def test_batch_results_equal_single_image_results(tiny_detector: OnnxDetector) -> None:
+    rng = np.random.default_rng(3)
+    images = []
+    for h, w in [(900, 1024), (400, 1024), (1500, 700), (640, 640), (200, 300)]:
+        x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+        colour = tuple(int(c) for c in rng.choice([0, 255], size=3))
+        images.append(parcel_image(h, w, [(x0, y0, x0 + w // 3, y0 + h // 3, colour)]))
+    batched = tiny_detector.detect_images(images)
+    assert tiny_detector.last_times is not None and tiny_detector.last_times.batch_size == len(images)
+    for image, together in zip(images, batched, strict=True):
+        alone = tiny_detector.detect_images([image])[0]
+        assert len(alone) == len(together)
+        np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=1e-3)
+        np.testing.assert_allclose(together.scores, alone.scores, atol=1e-5)
+        np.testing.assert_array_equal(together.class_ids, alone.class_ids)
+
+
+def test_more_images_than_max_batch_are_split(tiny_package: ModelPackage) -> None:
+    detector = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, max_batch=2)
+    images = [parcel_image(300, 500, [(100, 100, 200, 200, (0, 0, 0))]) for _ in range(5)]
+    results = detector.detect_images(images)
+    assert len(results) == 5 and all(len(r) > 0 for r in results)
+    assert detector.last_times is not None and detector.last_times.batch_size == 1
+
+
+def test_detect_on_rendered_scans_crops_by_material(tiny_detector: OnnxDetector) -> None:
+    rgb = parcel_image(1200, 1024, [(500, 800, 600, 900, (0, 255, 255))])
+    det = tiny_detector.detect([rendered(rgb)])[0]
+    assert len(det) > 0 and set(det.labels()) == {"baton"}
+    box = union_box(det.xyxy)
+    assert box[0] >= 490 and box[2] <= 610 and box[1] >= 790 and box[3] <= 910
+
+
+def test_conf_threshold_override(tiny_package: ModelPackage) -> None:
+    image = parcel_image(400, 400, [(100, 100, 300, 300, (51, 255, 255))])  # red 51: score 1 - 2.5 * 0.2 = 0.5
+    low = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, conf_threshold=0.25)
+    high = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, conf_threshold=0.7)
+    assert len(low.detect_images([image])[0]) > 0
+    assert len(high.detect_images([image])[0]) == 0
+
+
+def test_bad_image_arrays_are_rejected(tiny_detector: OnnxDetector) -> None:
+    with pytest.raises(ValueError, match=r"image 0 must be an \(h, w, 3\) uint8"):
+        tiny_detector.detect_images([np.zeros((10, 10), np.uint8)])
+    assert tiny_detector.detect_images([]) == []
+
+
+def test_unavailable_provider_messages() -> None:
+    with pytest.raises(InferenceError, match=r"cuda not available.*onnxruntime-gpu"):
+        resolve_providers(["cuda"], ["CPUExecutionProvider"])
+    with pytest.raises(InferenceError, match="unknown execution provider 'tpu'"):
+        resolve_providers(["tpu"], ["CPUExecutionProvider"])
+    assert resolve_providers(["cuda", "cpu"], ["CUDAExecutionProvider", "CPUExecutionProvider"], device_id=1) == [
+        ("CUDAExecutionProvider", {"device_id": "1"}),
+        "CPUExecutionProvider",
+    ]
+
+
+def test_cuda_request_on_a_cpu_build_falls_back_with_a_warning(
+    tiny_package: ModelPackage, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA; the fallback path cannot be shown here")
+    with caplog.at_level(logging.WARNING):
+        det = OnnxDetector.from_package(tiny_package.directory, providers=("cuda", "cpu"), intra_op_threads=1)
+    assert det.providers_in_use == ("CPUExecutionProvider",)
+    assert "cuda not available" in caplog.text
+    with pytest.raises(InferenceError, match="cuda not available"):
+        OnnxDetector.from_package(tiny_package.directory, providers=("cuda",))
+
+
+class _BrokenSession:
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.fail = False
+
+    def get_inputs(self) -> Sequence[Any]:
+        return self.real.get_inputs()  # type: ignore[no-any-return]
+
+    def get_outputs(self) -> Sequence[Any]:
+        return self.real.get_outputs()  # type: ignore[no-any-return]
+
+    def run(self, names: Sequence[str] | None, feed: Mapping[str, Any]) -> Sequence[Any]:
+        if self.fail:
+            raise RuntimeError("device lost")
+        return self.real.run(names, feed)  # type: ignore[no-any-return]
+
+
+def test_a_failing_session_raises_inference_error(tiny_package: ModelPackage, tiny_detector: OnnxDetector) -> None:
+    session = _BrokenSession(tiny_detector._session)
+    det = OnnxDetector(session, tiny_package)
+    session.fail = True
+    with pytest.raises(InferenceError, match="device lost"):
+        det.detect_images([parcel_image(100, 100, [(10, 10, 50, 50, (0, 0, 0))])])
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "smartscreen-yolo11n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED / "model.yaml").is_file(), reason="the shipped model package is not in the tree yet")
+def test_shipped_model_loads_detects_and_batches_consistently() -> None:
+    detector = OnnxDetector.from_package(SHIPPED, intra_op_threads=2, max_batch=4)
+    rng = np.random.default_rng(0)
+    images = [
+        parcel_image(int(h), 1024, [(300, 200, 500, 400, (40, 60, 200)), (600, 300, 700, 600, (230, 140, 40))])
+        for h in rng.integers(500, 1400, size=3)
+    ]
+    batched = detector.detect_images(images)
+    for image, together in zip(images, batched, strict=True):
+        alone = detector.detect_images([image])[0]
+        assert np.all(together.xyxy[:, 2] <= image.shape[1]) and np.all(together.xyxy[:, 3] <= image.shape[0])
+        # a real CNN sees a little more padding in a mixed-size batch: same objects, near-equal boxes/scores
+        strong = alone.scores > 0.5
+        for box, score, cls in zip(alone.xyxy[strong], alone.scores[strong], alone.class_ids[strong], strict=True):
+            same = together.class_ids == cls
+            assert same.any()
+            ious = np.array([_iou(box, b) for b in together.xyxy[same]])
+            assert ious.max() > 0.9
+            assert abs(together.scores[same][ious.argmax()] - score) < 0.05
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
