@@ -1,0 +1,92 @@
+"""``smartscreen eval --model models/NAME --data data.yaml``: accuracy, recall at an operating point,
+clean-parcel false-alarm rate, PR curves; ``--baseline`` runs the promotion check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "evaluate a model package on a labelled dataset through the detection engine (mAP, recall, false alarms)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="model package folder (models/NAME)")
+    parser.add_argument("--data", type=Path, required=True, help="data.yaml of a YOLO dataset in the taxonomy")
+    parser.add_argument("--split", default="", help="split to evaluate (default: test if present, else val)")
+    point = parser.add_mutually_exclusive_group()
+    point.add_argument(
+        "--target-far",
+        type=float,
+        default=0.03,
+        help="choose the operating threshold for this clean-parcel false-alarm rate (default 0.03)",
+    )
+    point.add_argument("--threshold", type=float, help="fixed operating score threshold instead")
+    parser.add_argument("--out", type=Path, help="folder for eval.json and pr_curve.png (default runs/eval/NAME-SPLIT)")
+    parser.add_argument("--baseline", type=Path, help="current model package: run the promotion check against it")
+    parser.add_argument("--tolerance", type=float, default=0.02, help="allowed AP50 loss per prohibited class")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, help="only the first N images (a quick check)")
+    parser.add_argument("--record", action="store_true", help="write the metrics into the package's model.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    from smartscreen.training.evaluate import (
+        EvalSettings,
+        compare_reports,
+        evaluate,
+        plot_pr_curves,
+        record_metrics,
+    )
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 200 < args.batch:
+            print(f"  {done}/{total} images", file=sys.stderr, flush=True)
+
+    def one(model: Path) -> tuple[object, object]:
+        return evaluate(
+            EvalSettings(
+                model=model,
+                data=args.data,
+                split=args.split,
+                target_far=None if args.threshold is not None else args.target_far,
+                threshold=args.threshold,
+                batch=args.batch,
+                threads=args.threads,
+                limit=args.limit,
+            ),
+            progress,
+        )
+
+    report, metrics = evaluate(
+        EvalSettings(
+            model=args.model,
+            data=args.data,
+            split=args.split,
+            target_far=None if args.threshold is not None else args.target_far,
+            threshold=args.threshold,
+            batch=args.batch,
+            threads=args.threads,
+            limit=args.limit,
+        ),
+        progress,
+    )
+    out = args.out or Path("runs/eval") / f"{args.model.name}-{report.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(report.to_json(), encoding="utf-8")
+    plot = plot_pr_curves(
+        metrics, f"{report.model_id} on {args.data.parent.name} [{report.split}]", out / "pr_curve.png"
+    )
+    print(report.summary())
+    print(f"wrote {out / 'eval.json'}" + (f" and {plot}" if plot else ""))
+    if args.record:
+        record_metrics(args.model, report, f"{args.data} [{report.split}]")
+        print(f"recorded the metrics in {args.model / 'model.yaml'}")
+    if args.baseline is not None:
+        base_report, _ = one(args.baseline)
+        (out / "baseline-eval.json").write_text(base_report.to_json(), encoding="utf-8")  # type: ignore[attr-defined]
+        comparison = compare_reports(report, base_report, args.tolerance)  # type: ignore[arg-type]
+        print(comparison.summary())
+        return 0 if comparison.passed else 1
+    return 0

@@ -1,0 +1,418 @@
+"""``smartscreen eval``: run a model package through the detection engine over a labelled
+dataset and report mAP50, mAP50-95, per-class AP, prohibited-item recall at an operating
+point and the clean-parcel false-alarm rate, as JSON plus a PR-curve plot; and compare two
+packages (the promotion check).
+
+The model runs through :class:`smartscreen.detection.OnnxDetector` - the same preprocessing,
+content crop, letterbox, decode and NMS as the screening line - so eval measures what the line
+runs. See :mod:`smartscreen.training.metrics` for the exact metric definitions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from smartscreen.domain.detections import Detections
+from smartscreen.domain.taxonomy import PROHIBITED_CLASS_NAMES
+from smartscreen.errors import DatasetError
+from smartscreen.training.datayaml import load_data_yaml
+from smartscreen.training.metrics import (
+    DetectionMetrics,
+    ImageBoxes,
+    OperatingPoint,
+    detection_metrics,
+    operating_point,
+    threshold_for_false_alarm_rate,
+)
+from smartscreen.training.readers import read_yolo
+from smartscreen.training.writer import load_image_bgr
+
+logger = logging.getLogger(__name__)
+
+EVAL_CONF = 0.001  # score floor for mAP: the whole PR curve is needed
+
+
+class ImageDetector(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    def detect_images(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]: ...
+
+
+def open_detector(package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 2) -> ImageDetector:
+    """The line's detection engine on ``package_dir`` with the score floor lowered to ``conf``."""
+    from smartscreen.detection.engine import OnnxDetector
+
+    detector: ImageDetector = OnnxDetector.from_package(package_dir, intra_op_threads=threads, conf_threshold=conf)
+    return detector
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSettings:
+    model: Path
+    data: Path
+    split: str = ""  # "" -> test if the data.yaml has one, else val
+    target_far: float | None = 0.03  # choose the operating threshold for this clean-parcel false-alarm rate
+    threshold: float | None = None  # or fix it
+    batch: int = 8
+    threads: int = 2
+    limit: int | None = None  # evaluate only the first N images (quick checks)
+
+
+@dataclass(slots=True)
+class EvalReport:
+    model_id: str
+    package: str
+    data: str
+    split: str
+    n_images: int
+    n_clean: int
+    map50: float
+    map50_95: float
+    per_class: dict[str, dict[str, float]]
+    operating_point: dict[str, object]
+    images_per_s: float
+    definitions: str = field(default="see smartscreen.training.metrics")
+
+    def to_json(self) -> str:
+        def clean(value: object) -> object:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            return value
+
+        doc = {k: clean(getattr(self, k)) for k in self.__dataclass_fields__}
+        return json.dumps(doc, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> EvalReport:
+        doc = json.loads(text)
+        for key in ("map50", "map50_95"):
+            doc[key] = float("nan") if doc[key] is None else doc[key]
+        return cls(**doc)
+
+    def summary(self) -> str:
+        op = self.operating_point
+        lines = [
+            f"{self.model_id} on {self.data} [{self.split}]: {self.n_images} images ({self.n_clean} clean), "
+            f"{self.images_per_s:.1f} img/s",
+            f"mAP50 {self.map50:.4f}  mAP50-95 {self.map50_95:.4f}",
+            f"operating point: score >= {op['threshold']:.4f} ({op['chosen_by']}): prohibited-item recall "
+            f"{_fmt(op['prohibited_recall'])} ({op['prohibited_found']}/{op['prohibited_total']}), clean-parcel "
+            f"false-alarm rate {_fmt(op['false_alarm_rate'])} ({op['clean_alarms']}/{op['clean_images']}), "
+            f"any-class {_fmt(op['false_alarm_rate_any'])}",
+            "class              n    AP50  AP50-95  recall@op",
+        ]
+        for name, row in self.per_class.items():
+            if row["n_truth"]:
+                mark = "*" if name in PROHIBITED_CLASS_NAMES else " "
+                lines.append(
+                    f"{mark}{name:<16} {int(row['n_truth']):>4}  {row['ap50']:.3f}  {row['ap50_95']:.3f}    "
+                    f"{_fmt(row.get('recall_at_op', float('nan')))}"
+                )
+        lines.append("(* prohibited class)")
+        return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else "n/a"
+
+
+def load_truth(data_yaml: Path, split: str) -> tuple[str, list[Path], list[ImageBoxes], tuple[str, ...]]:
+    data = load_data_yaml(data_yaml)
+    if not split:
+        split = "test" if data.split_entry("test") else "val"
+    if data.split_entry(split) is None:
+        raise DatasetError(f"{data_yaml} has no '{split}' split")
+    result = read_yolo(data_yaml, splits=(split,))
+    for issue in result.issues:
+        logger.warning("%s: %s (%s)", issue.file, issue.problem, issue.action)
+    paths: list[Path] = []
+    truths: list[ImageBoxes] = []
+    for image in result.images:
+        paths.append(image.image_path)
+        ids = np.array([data.class_names.index(b.class_name) for b in image.boxes], np.int32)
+        xyxy = np.array([[b.x1_px, b.y1_px, b.x2_px, b.y2_px] for b in image.boxes], np.float32).reshape(-1, 4)
+        truths.append(ImageBoxes.truth(xyxy, ids))  # normalised for now: scaled once the image is read
+    return split, paths, truths, data.class_names
+
+
+def run_detector(
+    detector: ImageDetector,
+    paths: Sequence[Path],
+    truths_normalised: Sequence[ImageBoxes],
+    batch: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[ImageBoxes], list[ImageBoxes], float]:
+    """Detect on every image; returns (truths in pixels, predictions, images/s)."""
+    truths: list[ImageBoxes] = []
+    preds: list[ImageBoxes] = []
+    elapsed = 0.0
+    for start in range(0, len(paths), batch):
+        chunk = paths[start : start + batch]
+        images: list[npt.NDArray[np.uint8]] = []
+        for path, truth in zip(chunk, truths_normalised[start : start + batch], strict=True):
+            bgr, _ = load_image_bgr(path)
+            images.append(np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+            h, w = bgr.shape[:2]
+            scale = np.array([w, h, w, h], np.float32)
+            truths.append(ImageBoxes.truth(truth.xyxy * scale, truth.class_ids))
+        t0 = time.perf_counter()
+        results = detector.detect_images(images)
+        elapsed += time.perf_counter() - t0
+        preds.extend(ImageBoxes(det.xyxy, det.class_ids, det.scores) for det in results)
+        if progress is not None:
+            progress(min(start + batch, len(paths)), len(paths))
+    return truths, preds, (len(paths) / elapsed if elapsed > 0 else 0.0)
+
+
+def build_report(
+    *,
+    model_id: str,
+    package: str,
+    data: str,
+    split: str,
+    class_names: tuple[str, ...],
+    truths: Sequence[ImageBoxes],
+    preds: Sequence[ImageBoxes],
+    target_far: float | None,
+    threshold: float | None,
+    images_per_s: float,
+) -> tuple[EvalReport, DetectionMetrics]:
+    metrics = detection_metrics(truths, preds, class_names)
+    prohibited = PROHIBITED_CLASS_NAMES & frozenset(class_names)
+    if threshold is not None:
+        chosen_by = "fixed threshold"
+        t = threshold
+    elif target_far is not None:
+        t = threshold_for_false_alarm_rate(truths, preds, class_names, prohibited, target_far)
+        chosen_by = f"lowest threshold with clean-parcel false-alarm rate <= {target_far:g} on this data"
+    else:
+        raise ValueError("give a threshold or a target false-alarm rate")
+    op: OperatingPoint = operating_point(truths, preds, class_names, prohibited, t)
+    per_class: dict[str, dict[str, float]] = {}
+    for c in metrics.per_class:
+        row = {"n_truth": float(c.n_truth), "n_pred": float(c.n_pred), "ap50": c.ap50, "ap50_95": c.ap50_95}
+        if c.name in op.per_class_recall:
+            row["recall_at_op"] = op.per_class_recall[c.name]
+        row["prohibited"] = float(c.name in prohibited)
+        per_class[c.name] = row
+    n_clean = sum(1 for t_ in truths if len(t_) == 0)
+    report = EvalReport(
+        model_id=model_id,
+        package=package,
+        data=data,
+        split=split,
+        n_images=len(truths),
+        n_clean=n_clean,
+        map50=metrics.map50,
+        map50_95=metrics.map50_95,
+        per_class=per_class,
+        operating_point={
+            "threshold": op.threshold,
+            "chosen_by": chosen_by,
+            "prohibited_recall": op.prohibited_recall,
+            "prohibited_found": op.prohibited_found,
+            "prohibited_total": op.prohibited_total,
+            "false_alarm_rate": op.false_alarm_rate,
+            "false_alarm_rate_any": op.false_alarm_rate_any,
+            "clean_alarms": op.clean_alarms,
+            "clean_images": op.clean_images,
+            "threat_parcels": op.threat_images,
+            "threat_parcels_alarmed": op.threat_images_alarmed,
+        },
+        images_per_s=images_per_s,
+    )
+    return report, metrics
+
+
+def evaluate(
+    settings: EvalSettings, progress: Callable[[int, int], None] | None = None
+) -> tuple[EvalReport, DetectionMetrics]:
+    split, paths, truths_n, class_names = load_truth(settings.data, settings.split)
+    if settings.limit is not None:
+        paths, truths_n = paths[: settings.limit], truths_n[: settings.limit]
+    if not paths:
+        raise DatasetError(f"{settings.data} [{split}] holds no labelled images")
+    detector = open_detector(settings.model, threads=settings.threads)
+    if tuple(detector.class_names) != tuple(class_names):
+        raise DatasetError(
+            f"the model's classes {detector.class_names} differ from the dataset's {class_names}; convert the "
+            "dataset to the taxonomy first (smartscreen dataset convert)"
+        )
+    truths, preds, ips = run_detector(detector, paths, truths_n, settings.batch, progress)
+    return build_report(
+        model_id=detector.model_id,
+        package=str(settings.model),
+        data=str(settings.data),
+        split=split,
+        class_names=class_names,
+        truths=truths,
+        preds=preds,
+        target_far=settings.target_far,
+        threshold=settings.threshold,
+        images_per_s=ips,
+    )
+
+
+def plot_pr_curves(metrics: DetectionMetrics, title: str, target: Path) -> Path | None:
+    """PR curves at IoU 0.5, one line per class with ground truth. Needs matplotlib (train extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed (train extra): no PR-curve plot")
+        return None
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
+    for c in metrics.per_class:
+        if c.n_truth and len(c.recall_curve):
+            style = "-" if c.name in PROHIBITED_CLASS_NAMES else "--"
+            ax.plot(
+                c.recall_curve,
+                np.maximum.accumulate(c.precision_curve[::-1])[::-1],
+                style,
+                label=f"{c.name} {c.ap50:.3f}",
+            )
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title}\nmAP50 {metrics.map50:.3f} (solid: prohibited classes)")
+    if ax.get_lines():
+        ax.legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class ClassComparison:
+    name: str
+    prohibited: bool
+    baseline_ap50: float
+    candidate_ap50: float
+    delta: float
+    regressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    passed: bool
+    tolerance: float
+    rows: tuple[ClassComparison, ...]
+    recall_delta: float
+
+    def summary(self) -> str:
+        lines = [
+            f"promotion check (tolerance {self.tolerance:g} AP50 per prohibited class): {'PASS' if self.passed else 'FAIL'}"
+        ]
+        for r in self.rows:
+            flag = "REGRESSED" if r.regressed else ""
+            lines.append(
+                f"{'*' if r.prohibited else ' '}{r.name:<16} {r.baseline_ap50:.3f} -> {r.candidate_ap50:.3f} "
+                f"({r.delta:+.3f}) {flag}"
+            )
+        lines.append(f"prohibited-item recall at the operating point: {self.recall_delta:+.4f}")
+        return "\n".join(lines)
+
+
+def compare_reports(candidate: EvalReport, baseline: EvalReport, tolerance: float = 0.02) -> Comparison:
+    """The promotion check: the candidate must not lose more than ``tolerance`` AP50 on any prohibited class."""
+    if candidate.data != baseline.data or candidate.split != baseline.split or candidate.n_images != baseline.n_images:
+        raise DatasetError("the two reports come from different data; evaluate both packages on the same data")
+    rows: list[ClassComparison] = []
+    for name, row in candidate.per_class.items():
+        base = baseline.per_class.get(name)
+        if base is None or not row["n_truth"]:
+            continue
+        prohibited = bool(row.get("prohibited"))
+        delta = row["ap50"] - base["ap50"]
+        rows.append(
+            ClassComparison(name, prohibited, base["ap50"], row["ap50"], delta, prohibited and delta < -tolerance)
+        )
+    c_rec = candidate.operating_point["prohibited_recall"]
+    b_rec = baseline.operating_point["prohibited_recall"]
+    recall_delta = (
+        float(c_rec) - float(b_rec) if isinstance(c_rec, float) and isinstance(b_rec, float) else float("nan")
+    )
+    return Comparison(
+        passed=not any(r.regressed for r in rows), tolerance=tolerance, rows=tuple(rows), recall_delta=recall_delta
+    )
+
+
+def record_metrics(package_dir: Path, report: EvalReport, dataset_name: str) -> None:
+    """Rewrite ``model.yaml`` with ``report``'s metrics (through the package writer; other files kept)."""
+    import shutil
+    import tempfile
+
+    from smartscreen.detection.package import Metrics, load_model_package, write_model_package
+
+    package = load_model_package(package_dir, check_onnx=False)
+    m = package.manifest
+    op = report.operating_point
+    extra = {
+        "operating_threshold": float(op["threshold"]),  # type: ignore[arg-type]
+        "prohibited_recall": float(op["prohibited_recall"]),  # type: ignore[arg-type]
+        "clean_false_alarm_rate": float(op["false_alarm_rate"]),  # type: ignore[arg-type]
+        "clean_false_alarm_rate_any_class": float(op["false_alarm_rate_any"]),  # type: ignore[arg-type]
+        "images": float(report.n_images),
+        "clean_images": float(report.n_clean),
+    }
+    metrics = Metrics(
+        dataset=dataset_name,
+        map50=report.map50,
+        map50_95=report.map50_95,
+        per_class_ap50={k: round(v["ap50"], 4) for k, v in report.per_class.items() if v["n_truth"]},
+        extra={k: round(v, 5) for k, v in extra.items() if math.isfinite(v)},
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="smartscreen-metrics-"))
+    try:
+        keep = {
+            p.name: p.read_bytes()
+            for p in package_dir.iterdir()
+            if p.is_file() and p.name not in ("model.onnx", "model.yaml")
+        }
+        onnx_copy = scratch / "model.onnx"
+        shutil.copyfile(package.onnx_path, onnx_copy)
+        write_model_package(
+            package_dir,
+            onnx_copy,
+            name=m.name,
+            version=m.version,
+            class_names=m.class_names,
+            input_size_hw=m.input.size_hw,
+            input_image=m.input.image,
+            architecture=m.architecture,
+            description=m.description,
+            training=m.training,
+            metrics=metrics,
+            nms=m.nms,
+            crop=m.crop,
+            normalisation=m.input.normalisation,
+            colour_order=m.input.colour_order,
+            overwrite=True,
+        )
+        for name, data in keep.items():
+            (package_dir / name).write_bytes(data)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,127 @@
+"""AP, operating point and promotion check against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from smartscreen.training.evaluate import EvalReport, build_report, compare_reports
+from smartscreen.training.metrics import (
+    ImageBoxes,
+    average_precision,
+    box_iou,
+    detection_metrics,
+    match_image,
+    operating_point,
+    threshold_for_false_alarm_rate,
+)
+
+NAMES = ("gun", "pliers", "knife")  # gun and knife prohibited, pliers not
+PROHIBITED = frozenset({"gun", "knife"})
+
+
+def boxes(rows: list[tuple[int, float, float, float, float]], scores: list[float] | None = None) -> ImageBoxes:
+    xyxy = np.array([r[1:] for r in rows], np.float32).reshape(-1, 4)
+    ids = np.array([r[0] for r in rows], np.int32)
+    s = np.array(scores if scores is not None else [1.0] * len(rows), np.float32)
+    return ImageBoxes(xyxy, ids, s)
+
+
+def test_iou() -> None:
+    iou = box_iou(np.array([[0, 0, 10, 10]], np.float32), np.array([[5, 0, 15, 10], [20, 20, 30, 30]], np.float32))
+    assert iou[0, 0] == pytest.approx(50 / 150)
+    assert iou[0, 1] == 0.0
+
+
+def test_ap_hand_computed() -> None:
+    # 2 objects; predictions TP 0.9, FP 0.8, TP 0.7: precision 1 up to recall 0.5, then 2/3 up to 1
+    tp = np.array([True, False, True])
+    ap, recall, precision = average_precision(tp, np.array([0.9, 0.8, 0.7], np.float32), 2)
+    assert ap == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
+    assert recall.tolist() == [0.5, 0.5, 1.0]
+    assert precision[-1] == pytest.approx(2 / 3)
+    assert average_precision(np.zeros(0, bool), np.zeros(0, np.float32), 3)[0] == 0.0
+    assert math.isnan(average_precision(np.zeros(0, bool), np.zeros(0, np.float32), 0)[0])
+
+
+def test_matching_needs_same_class_and_is_greedy_by_score() -> None:
+    truth = boxes([(0, 0, 0, 10, 10)])
+    pred = boxes([(2, 0, 0, 10, 10), (0, 1, 0, 11, 10), (0, 0, 0, 10, 10)], [0.99, 0.9, 0.5])
+    tp, hit = match_image(truth, pred, np.array([0.5]))
+    assert tp[:, 0].tolist() == [False, True, False]  # wrong class; highest-scored same class wins; duplicate is FP
+    assert hit[:, 0].tolist() == [True]
+
+
+def test_perfect_and_imperfect_map() -> None:
+    truths = [boxes([(0, 0, 0, 10, 10), (2, 20, 20, 40, 30)]), boxes([]), boxes([(1, 5, 5, 25, 25)])]
+    perfect = [
+        boxes([(0, 0, 0, 10, 10), (2, 20, 20, 40, 30)], [0.9, 0.8]),
+        boxes([]),
+        boxes([(1, 5, 5, 25, 25)], [0.7]),
+    ]
+    m = detection_metrics(truths, perfect, NAMES)
+    assert m.map50 == pytest.approx(1.0) and m.map50_95 == pytest.approx(1.0)
+    shifted = [boxes([(0, 2, 0, 12, 10), (2, 20, 20, 40, 30)], [0.9, 0.8]), boxes([]), boxes([], [])]
+    m2 = detection_metrics(truths, shifted, NAMES)
+    by = {c.name: c for c in m2.per_class}
+    assert by["pliers"].ap50 == 0.0 and by["knife"].ap50 == pytest.approx(1.0)
+    assert by["gun"].ap50 == pytest.approx(1.0)  # IoU 8/12 = 0.67 >= 0.5
+    assert by["gun"].ap50_95 == pytest.approx(0.4)  # IoU 0.667 matches at 0.50, 0.55, 0.60, 0.65: 4 of 10
+    assert m2.map50 == pytest.approx(2 / 3)
+
+
+def test_operating_point_and_threshold_for_target_rate() -> None:
+    # ten clean parcels: prohibited-class scores 0.9 and 0.5 in two of them, a pliers (not prohibited) 0.95 in one
+    truths = [boxes([]) for _ in range(10)] + [boxes([(0, 0, 0, 10, 10), (2, 50, 50, 60, 70)])]
+    preds = [boxes([]) for _ in range(10)] + [boxes([(0, 0, 0, 10, 10), (2, 50, 50, 60, 70)], [0.6, 0.4])]
+    preds[0] = boxes([(0, 0, 0, 5, 5)], [0.9])
+    preds[1] = boxes([(2, 0, 0, 5, 5)], [0.5])
+    preds[2] = boxes([(1, 0, 0, 5, 5)], [0.95])
+    t = threshold_for_false_alarm_rate(truths, preds, NAMES, PROHIBITED, 0.1)
+    assert 0.5 < t < 0.5001  # one alarm of ten allowed: just above the second-highest clean score
+    op = operating_point(truths, preds, NAMES, PROHIBITED, t)
+    assert op.clean_images == 10 and op.clean_alarms == 1 and op.false_alarm_rate == pytest.approx(0.1)
+    assert op.false_alarm_rate_any == pytest.approx(0.2)  # the pliers counts for any-class
+    assert op.prohibited_total == 2 and op.prohibited_found == 1  # the knife at 0.4 is below threshold
+    assert op.per_class_recall == {"gun": 1.0, "knife": 0.0}
+    assert threshold_for_false_alarm_rate(truths, preds, NAMES, PROHIBITED, 0.0) > 0.9
+    with pytest.raises(ValueError, match="clean"):
+        threshold_for_false_alarm_rate(truths[10:], preds[10:], NAMES, PROHIBITED, 0.03)
+
+
+def _report(gun_ap_shift: float) -> EvalReport:
+    truths = [boxes([(0, 0, 0, 10, 10)]), boxes([(2, 0, 0, 10, 10)]), boxes([])]
+    preds = [
+        boxes([(0, 0, 0, 10, 10)] if gun_ap_shift == 0 else [(0, 6, 6, 16, 16)], [0.9]),
+        boxes([(2, 0, 0, 10, 10)], [0.8]),
+        boxes([]),
+    ]
+    report, _ = build_report(
+        model_id="m@1",
+        package="p",
+        data="d",
+        split="test",
+        class_names=NAMES,
+        truths=truths,
+        preds=preds,
+        target_far=0.03,
+        threshold=None,
+        images_per_s=1.0,
+    )
+    return report
+
+
+def test_promotion_check_flags_prohibited_regression_and_roundtrips_json() -> None:
+    good, bad = _report(0), _report(1)
+    assert good.map50 == pytest.approx(1.0)
+    assert compare_reports(good, good).passed
+    result = compare_reports(EvalReport.from_json(bad.to_json()), good, tolerance=0.05)
+    assert not result.passed
+    assert [r.name for r in result.rows if r.regressed] == ["gun"]
+    assert "FAIL" in result.summary()
+    other = _report(0)
+    other.n_images = 99
+    with pytest.raises(Exception, match="same data"):
+        compare_reports(other, good)
