@@ -435,7 +435,8 @@ class MicroBatcher:
             logger.exception("detector failed on a batch of %d", len(requests))
             results, error = None, f"{type(e).__name__}: {e}"
         end_ns = self.clock.monotonic_ns()
-        if results is not None:
+        if results is not None and not any(r.future.done() for r in requests):
+            # a batch that overran its deadline or timeout is an outlier (stall), not the model's speed
             self.latency.observe(len(requests), end_ns - start_ns)
         for k, r in enumerate(requests):
             if results is None:
