@@ -123,8 +123,18 @@ def export_run(settings: ExportSettings) -> ModelPackage:
                 "X-ray photometric augmentation (blur, resample, noise, line noise, JPEG, gamma/contrast, background)"
             ),
         )
+        target = settings.models_dir / settings.name
+        keep = (
+            {
+                p.name: p.read_bytes()
+                for p in target.iterdir()
+                if p.is_file() and p.name not in ("model.onnx", "model.yaml")
+            }
+            if target.is_dir() and settings.overwrite
+            else {}
+        )
         package = write_model_package(
-            settings.models_dir / settings.name,
+            target,
             onnx_path,
             name=settings.name,
             version=settings.version,
@@ -137,6 +147,8 @@ def export_run(settings: ExportSettings) -> ModelPackage:
             nms=NmsDefaults(conf=settings.conf, iou=settings.iou),
             overwrite=settings.overwrite,
         )
+        for name, data in keep.items():  # the model card and recipe beside the model survive a re-export
+            (target / name).write_bytes(data)
     finally:
         shutil.rmtree(onnx_path.parent, ignore_errors=True)
     return package
