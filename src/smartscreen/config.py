@@ -95,6 +95,15 @@ class LineConfig(_Strict):
     barcode_window_mm: float = Field(
         default=150.0, gt=0, description="Tolerance when matching a barcode read to a parcel by belt position."
     )
+    eye_to_scan_mm: float = Field(
+        default=200.0, ge=0, description="Belt distance from the tunnel entry photo-eye to the X-ray scan plane."
+    )
+    gate_guard_ms: float = Field(
+        default=40.0,
+        ge=0,
+        description="How long before the gate deadline a parcel still without a decision gets a fail-closed REJECT.",
+    )
+    gate_ack_timeout_ms: float = Field(default=100.0, gt=0, description="Longest wait for the gate's acknowledgement.")
 
 
 class DetectorConfig(_Strict):
@@ -147,6 +156,16 @@ class ApiConfig(_Strict):
     token_ttl_s: int = Field(default=12 * 3600, ge=60, description="Lifetime of a login token.")
 
 
+class RuntimeConfig(_Strict):
+    queue_size: int = Field(default=64, ge=1, le=10_000, description="Parcels held between two stages of a line.")
+    detector_queue: int = Field(default=64, ge=1, le=10_000, description="Scans waiting for the shared detector.")
+    detect_margin_ms: float = Field(
+        default=80.0, ge=0, description="Time kept after detection for fusion, policy, journal and gate command."
+    )
+    watchdog_stall_s: float = Field(default=2.0, gt=0, description="A stage silent this long is reported stalled.")
+    drain_s: float = Field(default=3.0, ge=0, description="On stop, how long pending parcels may still be commanded.")
+
+
 class MetricsConfig(_Strict):
     port: int | None = Field(
         default=None, ge=0, le=65535, description="Prometheus metrics port; None serves them only through the API."
@@ -165,6 +184,7 @@ class SmartScreenConfig(_Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Risk policy.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="Review API and web page.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics.")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Line runtime: queues and watchdog.")
 
     @model_validator(mode="after")
     def _unique_line_ids(self) -> SmartScreenConfig:
