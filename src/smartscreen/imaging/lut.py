@@ -1,0 +1,112 @@
+"""Material lookup: (a_H, R = a_L / a_H) -> effective Z and areal density, built from element step wedges.
+
+For each element Z = 5..32 the noise-free forward model of the configured spectrum gives the
+curve ``(a_H(x), a_L(x))`` over areal densities ``x`` from 5 mg/cm^2 to 400 g/cm^2 (the H-L /
+alpha-curve method, reference doc 7.3). At every a_H bin, R of each element is interpolated and
+Zeff (and the areal density of the matching element) is interpolated across Z. Polychromatic R
+falls with thickness (beam hardening), so a 2-D table is needed: fixed R thresholds fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from smartscreen.imaging.materials import element_mass_attenuation
+from smartscreen.imaging.scanner import ScannerParams
+from smartscreen.imaging.spectrum import spectral_model
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+LUT_Z_MIN = 5
+LUT_Z_MAX = 32
+A_HIGH_MAX = 10.0
+A_HIGH_BINS = 400
+R_MIN = 0.6
+R_MAX = 6.0
+R_BINS = 540
+
+
+@dataclass(frozen=True, slots=True)
+class MaterialLut:
+    """2-D material lookup tables over (a_H bin, R bin).
+
+    Attributes:
+        zeff: effective atomic number, float32 ``(A_HIGH_BINS, R_BINS)``.
+        areal_g_cm2: areal density of the element that matches, float32, same shape.
+        a_high_step: bin width of a_H; bin ``i`` covers ``[i, i + 1) * a_high_step``.
+        r_min, r_step: R axis origin and bin width.
+        spectral_key: the scanner spectral parameters the table was built for.
+    """
+
+    zeff: F32
+    areal_g_cm2: F32
+    a_high_step: float
+    r_min: float
+    r_step: float
+    spectral_key: tuple[float, ...]
+
+    @classmethod
+    def for_spectrum(cls, params: ScannerParams) -> MaterialLut:
+        """The LUT for a scanner's spectrum and detector (built once per configuration and cached in memory)."""
+        return _build_lut(params.spectral_key(), params)
+
+    def lookup(self, a_high: F32, a_low: F32) -> tuple[F32, F32]:
+        """Per-pixel ``(zeff, areal_g_cm2)`` for attenuation maps (any shape)."""
+        ih, ir = self.indices(a_high, a_low)
+        return self.zeff[ih, ir], self.areal_g_cm2[ih, ir]
+
+    def indices(self, a_high: F32, a_low: F32) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        n_h, n_r = self.zeff.shape
+        safe_h = np.maximum(a_high, np.float32(1e-3))
+        r = a_low / safe_h
+        ih = np.clip((a_high * np.float32(1.0 / self.a_high_step)).astype(np.intp), 0, n_h - 1)
+        ir = np.clip(((r - np.float32(self.r_min)) * np.float32(1.0 / self.r_step)).astype(np.intp), 0, n_r - 1)
+        return ih, ir
+
+
+def element_curves(params: ScannerParams, areal_g_cm2: F64) -> tuple[F64, F64]:
+    """Noise-free ``(a_low, a_high)`` of shape ``(n_elements, n_thickness)`` for Z = LUT_Z_MIN..LUT_Z_MAX."""
+    model = spectral_model(params)
+    e = model.energies_kev
+    w_low = model.mean_low / model.mean_low.sum()
+    w_high = model.mean_high / model.mean_high.sum()
+    zs = range(LUT_Z_MIN, LUT_Z_MAX + 1)
+    a_low = np.empty((len(zs), areal_g_cm2.size))
+    a_high = np.empty_like(a_low)
+    for i, z in enumerate(zs):
+        mu = element_mass_attenuation(z, e)
+        transmission = np.exp(-np.outer(areal_g_cm2, mu))  # (X, E)
+        a_low[i] = -np.log(np.maximum(transmission @ w_low, 1e-300))
+        a_high[i] = -np.log(np.maximum(transmission @ w_high, 1e-300))
+    return a_low, a_high
+
+
+@lru_cache(maxsize=16)
+def _build_lut(key: tuple[float, ...], params: ScannerParams) -> MaterialLut:
+    thickness = np.geomspace(0.005, 400.0, 220)
+    a_low, a_high = element_curves(params, thickness)
+    zs = np.arange(LUT_Z_MIN, LUT_Z_MAX + 1, dtype=np.float64)
+    step_h = A_HIGH_MAX / A_HIGH_BINS
+    step_r = (R_MAX - R_MIN) / R_BINS
+    h_centres = (np.arange(A_HIGH_BINS) + 0.5) * step_h
+    r_centres = R_MIN + (np.arange(R_BINS) + 0.5) * step_r
+    zeff = np.empty((A_HIGH_BINS, R_BINS), dtype=np.float32)
+    areal = np.empty_like(zeff)
+    for j, ah in enumerate(h_centres):
+        r_of_z = np.empty(zs.size)
+        x_of_z = np.empty(zs.size)
+        for i in range(zs.size):
+            x_of_z[i] = np.interp(ah, a_high[i], thickness)
+            r_of_z[i] = np.interp(ah, a_high[i], a_low[i] / a_high[i])
+        # R increases with Z below the K edges of the scintillator; keep it monotonic for interpolation
+        r_mono = np.maximum.accumulate(r_of_z + np.arange(zs.size) * 1e-9)
+        zeff[j] = np.interp(r_centres, r_mono, zs).astype(np.float32)
+        areal[j] = np.interp(r_centres, r_mono, x_of_z).astype(np.float32)
+    zeff.setflags(write=False)
+    areal.setflags(write=False)
+    return MaterialLut(zeff=zeff, areal_g_cm2=areal, a_high_step=step_h, r_min=R_MIN, r_step=step_r, spectral_key=key)
