@@ -131,7 +131,7 @@ class ParcelAssembler:
     # ---- input -------------------------------------------------------------------------------
     def feed_block(self, block: LineBlock) -> list[AssembledParcel]:
         """Add a block of lines; returns parcels completed by it. Reference (dark/air) blocks are ignored."""
-        if block.kind is not LineKind.SCAN:
+        if block.kind != LineKind.SCAN:
             self.stats.reference_blocks_ignored += 1
             return []
         if self._n_channels is None:
