@@ -127,6 +127,9 @@ class CropSpec(_Strict):
         default=235, ge=1, le=255, description="a pixel is background (air, white) when all channels are >= this"
     )
     margin_px: int = Field(default=16, ge=0, le=1024, description="margin kept around the content box")
+    min_pixels: int = Field(
+        default=3, ge=1, le=1024, description="rows/columns with fewer content pixels than this are noise, not parcel"
+    )
 
 
 class OutputSpec(_Strict):
