@@ -348,7 +348,9 @@ class GvspReceiver:
                 if frame.superseded and now - frame.last_seen > t.packet_timeout_s:
                     self._close(frame, complete=False)
                 continue
-            idle = now - frame.last_seen > t.initial_packet_timeout_s
+            # gaps below the highest packet seen are due after the initial timeout; the tail of a
+            # frame only once a newer frame started or the frame went quiet for a packet timeout
+            idle = now - frame.last_seen > t.packet_timeout_s
             limit = frame.n_packets if (frame.superseded or idle) else frame.highest
             if limit <= 0:
                 continue
