@@ -56,6 +56,14 @@ def open_port(url: str, read_timeout_s: float = 0.02) -> BytePort:
             baud = int(options.get("baud", "115200"))
             port: BytePort = serial.Serial(u.path, baudrate=baud, timeout=read_timeout_s, write_timeout=1.0)
             return port
+        if url.startswith("socket://"):
+            # our own TCP port: pyserial's socket handler reads byte by byte through in_waiting
+            u = urlparse(url)
+            if not u.hostname or not u.port:
+                raise ValueError("socket:// URLs need a host and a port")
+            sock = socket.create_connection((u.hostname, u.port), timeout=2.0)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return SocketPort(sock, read_timeout_s)
         if url.startswith("/"):
             return serial.Serial(url, baudrate=115200, timeout=read_timeout_s, write_timeout=1.0)
         port = serial.serial_for_url(url, timeout=read_timeout_s, write_timeout=1.0)
@@ -173,7 +181,8 @@ class FramedLink:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
-        self.corrupt_next_frames = 0  # test hook: flip a byte in the next N frames written
+        self.corrupt_next_frames = 0  # test hook: flip a byte in the next N CMD/EVT frames written
+        self.corrupt_next_acks = 0  # test hook: flip a byte in the next N ACK frames written
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self, connect_now: bool = True) -> None:
@@ -233,8 +242,14 @@ class FramedLink:
         if port is None:
             raise LinkError(f"{self.name}: serial port is not connected ({self.last_error or 'not opened'})")
         data = encode_frame(frame)
-        if self.corrupt_next_frames > 0 and frame.type is not FrameType.HEARTBEAT:
+        corrupt = False
+        if self.corrupt_next_frames > 0 and frame.type in (FrameType.CMD, FrameType.EVT):
             self.corrupt_next_frames -= 1
+            corrupt = True
+        elif self.corrupt_next_acks > 0 and frame.type is FrameType.ACK:
+            self.corrupt_next_acks -= 1
+            corrupt = True
+        if corrupt:
             mutable = bytearray(data)
             mutable[len(mutable) // 2] ^= 0x5A
             if 0 in mutable[:-1]:
@@ -310,7 +325,7 @@ class FramedLink:
                     continue
             port = self._port
             try:
-                data = port.read(4096) if port is not None else b""
+                data = self._read_available(port) if port is not None else b""
             except (OSError, serial.SerialException, TypeError, AttributeError) as e:
                 # pyserial raises TypeError/AttributeError when its fd vanished under it
                 self._drop_port(e)
@@ -318,6 +333,14 @@ class FramedLink:
             if data:
                 for item in self.decoder.feed(data):
                     self._on_item(item)
+
+    @staticmethod
+    def _read_available(port: BytePort) -> bytes:
+        # pyserial's read(n) blocks until n bytes or its timeout: ask for what is waiting (at least 1)
+        waiting = getattr(port, "in_waiting", None)
+        if waiting is None:
+            return port.read(4096)
+        return port.read(max(1, int(waiting)))
 
     def _on_item(self, item: Frame | DecodeFailure) -> None:
         if isinstance(item, DecodeFailure):
