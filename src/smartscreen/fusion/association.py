@@ -46,6 +46,9 @@ class BarcodeAssociator:
         mm_per_count: belt travel per encoder count.
         horizon_mm: reads further upstream than this behind the newest parcel are dropped
             as orphans (counted in :attr:`orphan_reads`).
+        duplicate_window_mm: a code already associated with another parcel less than this far back on
+            the belt makes a MISMATCH (one label on two parcels); further back it is a new pass of the same
+            parcel (recirculation) or a reused label.
         recent_codes: how many associated codes are remembered to detect a label seen on two parcels.
     """
 
@@ -56,6 +59,7 @@ class BarcodeAssociator:
         window_mm: float,
         mm_per_count: float,
         horizon_mm: float = 20_000.0,
+        duplicate_window_mm: float = 3_000.0,
         recent_codes: int = 4096,
     ) -> None:
         if window_mm <= 0 or mm_per_count <= 0 or barcode_to_scanner_mm < 0:
@@ -65,7 +69,8 @@ class BarcodeAssociator:
         self._mm_per_count = mm_per_count
         self._horizon_mm = horizon_mm
         self._reads: list[_PendingRead] = []
-        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._duplicate_window_mm = duplicate_window_mm
         self._recent_max = recent_codes
         self.orphan_reads = 0
         self.total_reads = 0
@@ -95,16 +100,24 @@ class BarcodeAssociator:
             outcome = BarcodeMatch.NO_READ
         elif len(codes) > 1:
             outcome = BarcodeMatch.MULTI_READ
-        elif self._recent.get(codes[0], parcel_id) != parcel_id:
-            outcome = BarcodeMatch.MISMATCH  # the same label was already on another parcel
+        elif self._is_duplicate(codes[0], parcel_id, start_mm):
+            outcome = BarcodeMatch.MISMATCH  # the same label was just on another parcel
         else:
             outcome = BarcodeMatch.MATCHED
         tracking_no = codes[0] if outcome is BarcodeMatch.MATCHED else ""
         for code in codes:
-            self._recent.setdefault(code, parcel_id)
+            if code not in self._recent or not self._is_duplicate(code, parcel_id, start_mm):
+                self._recent[code] = (parcel_id, start_mm)
+                self._recent.move_to_end(code)
             while len(self._recent) > self._recent_max:
                 self._recent.popitem(last=False)
         return Association(parcel_id, outcome, tracking_no, codes, len(free))
+
+    def _is_duplicate(self, code: str, parcel_id: str, start_mm: float) -> bool:
+        previous = self._recent.get(code)
+        if previous is None or previous[0] == parcel_id:
+            return False
+        return abs(start_mm - previous[1]) < self._duplicate_window_mm
 
     def _expire(self, before_mm: float) -> None:
         keep: list[_PendingRead] = []

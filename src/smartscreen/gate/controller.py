@@ -120,6 +120,7 @@ class GateController:
         self.journal_errors = 0
         self.gate_errors = 0
         self.heartbeat_s = time.monotonic()
+        self.cpu_s = 0.0
 
     # --- called from other stages (thread-safe) --------------------------------------------
     def expect(self, parcel_id: str, entered_at_ns: int) -> int:
@@ -171,6 +172,7 @@ class GateController:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        cpu0 = time.thread_time()
         while not self._stop.is_set():
             with self._lock:
                 now = self._clock.time_ns()
@@ -184,6 +186,7 @@ class GateController:
                 self.step()
             except Exception:  # the gate thread must survive anything; parcels stay registered for fallback
                 logger.exception("gate %s: unexpected error", self._line_id)
+            self.cpu_s = time.thread_time() - cpu0
 
     def step(self) -> None:
         """Command everything that is due: submitted decisions, then fallbacks whose time has come."""
