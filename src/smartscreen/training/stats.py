@@ -24,6 +24,7 @@ class SplitStats:
     boxes: int = 0
     boxes_per_class: dict[str, int] = field(default_factory=dict)
     images_per_class: dict[str, int] = field(default_factory=dict)
+    same_as: str = ""  # this split lists the same images as an earlier one (not counted twice)
 
 
 @dataclass(slots=True)
@@ -44,6 +45,9 @@ class DatasetStats:
     def summary(self) -> str:
         lines = [f"{self.data}: {len(self.class_names)} classes"]
         for split, s in self.splits.items():
+            if s.same_as:
+                lines.append(f"  {split}: the same images as {s.same_as} (counted once)")
+                continue
             lines.append(f"  {split}: {s.images} images ({s.negatives} negatives), {s.boxes} boxes")
         totals: dict[str, int] = {}
         for s in self.splits.values():
@@ -82,9 +86,16 @@ def dataset_stats(data_yaml: Path) -> tuple[DatasetStats, dict[str, list[float]]
     img_h: list[float] = []
     issues: list[Issue] = []
     seen: set[Path] = set()
+    entries: dict[str, str] = {}
     for split in SPLITS:
-        if data.split_entry(split) is None:
+        entry = data.split_entry(split)
+        if entry is None:
             continue
+        key = str(entry)
+        if key in entries:
+            splits[split] = SplitStats(same_as=entries[key])
+            continue
+        entries[key] = split
         result = read_yolo(data_yaml, splits=(split,))
         issues.extend(result.issues)
         s = SplitStats()
@@ -142,6 +153,8 @@ def plot_stats(stats: DatasetStats, raw: dict[str, list[float]], target: Path) -
     x = np.arange(len(stats.class_names))
     bottom = np.zeros(len(stats.class_names))
     for split, s in stats.splits.items():
+        if s.same_as:
+            continue
         counts = np.array([s.boxes_per_class.get(n, 0) for n in stats.class_names], float)
         ax1.bar(x, counts, bottom=bottom, label=split)
         bottom += counts
