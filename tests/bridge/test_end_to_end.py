@@ -69,7 +69,7 @@ def test_emulated_line_under_packet_loss_still_exact() -> None:
 
 def test_lost_block_shows_as_missing_lines_in_the_parcel() -> None:
     plan = small_plan(n_parcels=1, lines=200)
-    (start, stop) = plan.parcel_line_ranges[0]
+    (start, _) = plan.parcel_line_ranges[0]
     lost_block = (start + 40) // 32  # a block in the middle of the parcel
     faults = FaultConfig(drop_blocks=frozenset({lost_block}))
     with EmulatedLine(plan, faults=faults) as line:
