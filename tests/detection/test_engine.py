@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from smartscreen.detection.engine import OnnxDetector, resolve_providers
-from smartscreen.detection.package import ModelPackage
+from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers
+from smartscreen.detection.package import InputSpec, ModelPackage
+from smartscreen.detection.preprocess import plan_letterbox
 from smartscreen.domain.ports import Detector
 from smartscreen.domain.render import MaterialClass, RenderedScan
 from smartscreen.errors import InferenceError
@@ -64,21 +65,35 @@ def test_boxes_come_back_in_source_pixels(tiny_detector: OnnxDetector) -> None:
     assert det.scores.min() > 0.25
 
 
-def test_batch_results_equal_single_image_results(tiny_detector: OnnxDetector) -> None:
+@pytest.mark.parametrize("policy", ["pad", "group"])
+def test_batch_results_equal_single_image_results(tiny_package: ModelPackage, policy: str) -> None:
+    detector = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, max_batch=8, shape_policy=policy)  # type: ignore[arg-type]
     rng = np.random.default_rng(3)
     images = []
     for h, w in [(900, 1024), (400, 1024), (1500, 700), (640, 640), (200, 300)]:
         x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
         colour = tuple(int(c) for c in rng.choice([0, 255], size=3))
         images.append(parcel_image(h, w, [(x0, y0, x0 + w // 3, y0 + h // 3, colour)]))
-    batched = tiny_detector.detect_images(images)
-    assert tiny_detector.last_times is not None and tiny_detector.last_times.batch_size == len(images)
+    images.append(images[0].copy())  # two of the same size share a batch under either policy
+    batched = detector.detect_images(images)
+    assert detector.last_times is not None
+    if policy == "pad":  # one call, padded to the largest input
+        assert detector.last_times.batch_size == len(images)
     for image, together in zip(images, batched, strict=True):
-        alone = tiny_detector.detect_images([image])[0]
+        alone = detector.detect_images([image])[0]
         assert len(alone) == len(together)
         np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=1e-3)
         np.testing.assert_allclose(together.scores, alone.scores, atol=1e-5)
         np.testing.assert_array_equal(together.class_ids, alone.class_ids)
+
+
+def test_plan_batches_groups_equal_shapes_or_pads() -> None:
+    spec = InputSpec()
+    sizes = [(800, 1200), (300, 1000), (800, 1200), (1200, 800), (800, 1200)]
+    layouts = [plan_letterbox(hw, (0, 0, hw[1], hw[0]), spec) for hw in sizes]
+    assert plan_batches(layouts, 2, "group") == [[0, 2], [4], [1], [3]]
+    assert plan_batches(layouts, 2, "pad") == [[0, 1], [2, 3], [4]]
+    assert sorted(i for g in plan_batches(layouts, 8, "group") for i in g) == list(range(5))
 
 
 def test_more_images_than_max_batch_are_split(tiny_package: ModelPackage) -> None:

@@ -36,6 +36,12 @@ from smartscreen.errors import InferenceError, ModelPackageError
 logger = logging.getLogger(__name__)
 
 ProviderName = Literal["cpu", "cuda", "tensorrt"]
+# How images of different input sizes share a batch:
+#   "group": only images of the same input size run together (each at its own, smallest, size); best on CPU,
+#            where batching brings no throughput but padding costs compute;
+#   "pad":   the batch takes the largest size and smaller images are padded; fewer, larger calls (GPU);
+#   "auto":  "group" on the CPU provider, "pad" otherwise.
+ShapePolicy = Literal["auto", "group", "pad"]
 
 ORT_PROVIDERS: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
@@ -104,6 +110,17 @@ def resolve_providers(
     return chosen
 
 
+def plan_batches(layouts: Sequence[Letterbox], max_batch: int, policy: ShapePolicy) -> list[list[int]]:
+    """Indices of the images that run together, in order; every group has at most ``max_batch`` images."""
+    if policy == "pad":
+        order = list(range(len(layouts)))
+        return [order[i : i + max_batch] for i in range(0, len(order), max_batch)]
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, lb in enumerate(layouts):
+        by_shape.setdefault(lb.input_hw, []).append(i)
+    return [idx[i : i + max_batch] for idx in by_shape.values() for i in range(0, len(idx), max_batch)]
+
+
 class OnnxDetector:
     """YOLO-format ONNX detector on onnxruntime; implements ``smartscreen.domain.ports.Detector``."""
 
@@ -116,6 +133,7 @@ class OnnxDetector:
         iou_threshold: float | None = None,
         max_det: int | None = None,
         max_batch: int = 16,
+        shape_policy: ShapePolicy = "auto",
         validate: bool = True,
         warmup: bool = True,
         providers_in_use: Sequence[str] = ("CPUExecutionProvider",),
@@ -135,6 +153,10 @@ class OnnxDetector:
         )
         self.max_batch = max_batch
         self.providers_in_use = tuple(providers_in_use)
+        if shape_policy == "auto":
+            on_cpu = self.providers_in_use[:1] == ("CPUExecutionProvider",)
+            shape_policy = "group" if on_cpu else "pad"
+        self.shape_policy: ShapePolicy = shape_policy
         self._buffer = BatchBuffer(manifest.input, max_batch)
         self._lock = threading.Lock()
         self._input_name = manifest.input.name
@@ -158,6 +180,7 @@ class OnnxDetector:
         iou_threshold: float | None = None,
         max_det: int | None = None,
         max_batch: int = 16,
+        shape_policy: ShapePolicy = "auto",
         device_id: int = 0,
         warmup: bool = True,
     ) -> OnnxDetector:
@@ -193,6 +216,7 @@ class OnnxDetector:
             iou_threshold=iou_threshold,
             max_det=max_det,
             max_batch=max_batch,
+            shape_policy=shape_policy,
             warmup=warmup,
             providers_in_use=in_use,
         )
@@ -252,12 +276,13 @@ class OnnxDetector:
             plan_letterbox((int(img.shape[0]), int(img.shape[1])), content_box(img, manifest.crop, fg), manifest.input)
             for img, fg in zip(images, foregrounds, strict=True)
         ]
-        results: list[Detections] = []
+        results: list[Detections | None] = [None] * len(images)
         with self._lock:
-            for start in range(0, len(images), self.max_batch):
-                stop = start + self.max_batch
-                results.extend(self._run_batch(images[start:stop], layouts[start:stop]))
-        return results
+            for group in plan_batches(layouts, self.max_batch, self.shape_policy):
+                found = self._run_batch([images[i] for i in group], [layouts[i] for i in group])
+                for i, detections in zip(group, found, strict=True):
+                    results[i] = detections
+        return [r for r in results if r is not None]
 
     def _run_batch(self, images: list[npt.NDArray[np.uint8]], layouts: list[Letterbox]) -> list[Detections]:
         t0 = time.perf_counter()

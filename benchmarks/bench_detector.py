@@ -1,0 +1,415 @@
+"""Detector benchmark: this engine vs ultralytics predict vs a bare onnxruntime loop, same model, same images.
+
+    python benchmarks/bench_detector.py                      # CPU, batches 1, 4, 8 -> results/detector.json
+    python benchmarks/bench_detector.py --images /tmp/synth  # use `smartscreen synth` output (images/*.png)
+    python benchmarks/bench_detector.py --providers cuda --batches 1,4,8,16,32,64 --out results/detector-cuda.json
+
+Modes, each at every batch size, on the same list of parcel images:
+
+(a) ``engine``: ``OnnxDetector.detect_images(batch)`` - the public API, including content crop,
+    letterbox, decode, NMS and mapping boxes back to image pixels;
+(b) ``ultralytics``: ``YOLO("model.onnx").predict(batch)`` with its defaults (run in a child process,
+    because importing ultralytics changes OpenCV's thread count for the whole process);
+(c) ``onnxruntime``: ``session.run`` alone over pre-made float tensors of exactly the shapes the
+    engine feeds for each batch (same session options): the limit for that model on this machine.
+
+Model: the shipped package ``models/smartscreen-yolo11n`` when present, else a YOLO11n
+(nc = 15) built from ultralytics' ``yolo11.yaml`` (random weights, nothing downloaded) and
+exported to a dynamic ONNX in a temporary directory. Images: the PNGs of ``--images``, else
+generated parcel-like pseudo-colour scans (1 024 channels, white air, a parcel with
+organic/inorganic/metal objects). Cost does not depend on weights, so random weights are
+valid for speed; with them ultralytics and the engine see no detections.
+
+Latency figures are per call (one batch), images/s = images / total time. The machine load
+(``/proc/loadavg``) is recorded before and after each phase: the CPU is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "smartscreen-yolo11n"
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def ultralytics_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".ultralytics"))
+    env.setdefault("YOLO_OFFLINE", "1")
+    env.setdefault("YOLO_AUTOINSTALL", "False")
+    return env
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def generate_parcels(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Parcel-like pseudo-colour line-scan images, RGB uint8, 1 024 channels wide, 500-1 500 lines."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    palette = [(235, 150, 60), (250, 190, 110), (90, 170, 90), (60, 140, 200), (40, 70, 160), (30, 30, 40)]
+    images = []
+    for _ in range(count):
+        h = int(rng.integers(500, 1500))
+        img = np.full((h, 1024, 3), 255, np.uint8)
+        pw, ph = int(rng.integers(300, 900)), int(rng.integers(300, h - 60))
+        x0, y0 = int(rng.integers(20, 1024 - pw - 20)), int(rng.integers(20, h - ph - 20))
+        img[y0 : y0 + ph, x0 : x0 + pw] = (245, 215, 170)
+        for _ in range(int(rng.integers(4, 14))):
+            colour = tuple(int(c) for c in palette[int(rng.integers(len(palette)))])
+            cx, cy = int(rng.integers(x0, x0 + pw)), int(rng.integers(y0, y0 + ph))
+            if rng.random() < 0.5:
+                axes = (int(rng.integers(10, 120)), int(rng.integers(10, 120)))
+                cv2.ellipse(img, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+            else:
+                w2, h2 = int(rng.integers(10, 200)), int(rng.integers(5, 60))
+                box = cv2.boxPoints(((cx, cy), (w2, h2), float(rng.uniform(0, 180)))).astype(np.int32)
+                cv2.fillConvexPoly(img, box, colour)
+        noise = rng.normal(0, 3, img.shape[:2])[..., None]
+        inside = img.min(axis=2, keepdims=True) < 250
+        img = np.where(inside, np.clip(img + noise, 0, 255), img).astype(np.uint8)
+        images.append(img)
+    return images
+
+
+def load_images(directory: Path, count: int) -> list[np.ndarray]:
+    from smartscreen.detection.images import read_image_rgb
+
+    folder = directory / "images" if (directory / "images").is_dir() else directory
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
+    if not paths:
+        raise SystemExit(f"no PNG/JPEG images in {folder}")
+    return [read_image_rgb(p) for p in paths]
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def export_yolo11n(workdir: Path) -> Path:
+    """YOLO11n (nc = 15) from ultralytics' yaml, random weights, dynamic ONNX; run in a child process."""
+    code = """
+import pathlib, yaml, ultralytics
+from ultralytics import YOLO
+src = pathlib.Path(ultralytics.__file__).parent / "cfg/models/11/yolo11.yaml"
+cfg = yaml.safe_load(src.read_text()); cfg["nc"] = 15
+pathlib.Path("yolo11n.yaml").write_text(yaml.safe_dump(cfg))
+YOLO("yolo11n.yaml").export(format="onnx", imgsz=640, dynamic=True, simplify=True, batch=1, device="cpu")
+"""
+    subprocess.run([sys.executable, "-c", code], cwd=workdir, env=ultralytics_env(), check=True, capture_output=True)
+    return workdir / "yolo11n.onnx"
+
+
+def prepare_model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
+    from smartscreen.detection.package import TrainingInfo, write_model_package
+
+    if args.model is not None:
+        return Path(args.model), f"package {args.model}"
+    if (SHIPPED / "model.yaml").is_file():
+        return SHIPPED, "shipped package models/smartscreen-yolo11n"
+    onnx_file = export_yolo11n(workdir)
+    pkg = write_model_package(
+        workdir / "pkg",
+        onnx_file,
+        name="yolo11n-random",
+        version="0",
+        architecture="yolo11n",
+        training=TrainingInfo(data_description="none: random weights, for speed only"),
+    )
+    return pkg.directory, "YOLO11n from yolo11.yaml (nc=15, random weights), dynamic ONNX export"
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def summarise(latencies_s: list[float], images: int) -> dict[str, float]:
+    lat_ms = np.array(latencies_s) * 1e3
+    return {
+        "images_per_s": round(images / float(np.sum(latencies_s)), 2),
+        "p50_ms": round(float(np.percentile(lat_ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat_ms, 99)), 2),
+        "mean_ms": round(float(lat_ms.mean()), 2),
+        "calls": len(latencies_s),
+        "images": images,
+    }
+
+
+def timed_passes(run_chunk, chunks: list, min_seconds: float, min_passes: int = 2) -> tuple[list[float], int]:  # type: ignore[no-untyped-def,type-arg]
+    latencies: list[float] = []
+    images = 0
+    start = time.perf_counter()
+    passes = 0
+    while passes < min_passes or time.perf_counter() - start < min_seconds:
+        for chunk in chunks:
+            t0 = time.perf_counter()
+            run_chunk(chunk)
+            latencies.append(time.perf_counter() - t0)
+            images += len(chunk)
+        passes += 1
+    return latencies, images
+
+
+def chunked(items: list, size: int) -> list[list]:  # type: ignore[type-arg]
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    return [c for c in chunks if len(c) == size]  # equal batch sizes only
+
+
+def bench_engine_and_ort(
+    package_dir: Path, images: list[np.ndarray], batches: list[int], args: argparse.Namespace
+) -> dict[str, dict[str, object]]:
+    import onnxruntime as ort
+
+    from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers
+
+    results: dict[str, dict[str, object]] = {"engine": {}, "onnxruntime": {}}
+    for b in batches:
+        det = OnnxDetector.from_package(
+            package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b
+        )
+        chunks = chunked(images, b)
+        # the exact tensor shapes the engine feeds for each chunk, as pre-made random tensors
+        rng = np.random.default_rng(0)
+        tensors: list[list[np.ndarray]] = []  # per chunk: the tensors of the calls the engine makes for it
+        for chunk in chunks:
+            layouts = [det.plan(img) for img in chunk]
+            calls = []
+            for group in plan_batches(layouts, b, det.shape_policy):
+                h = max(layouts[i].input_hw[0] for i in group)
+                w = max(layouts[i].input_hw[1] for i in group)
+                calls.append(rng.random((len(group), 3, h, w), dtype=np.float32))
+            tensors.append(calls)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            str(det.package.onnx_path),
+            options,
+            providers=resolve_providers(args.providers, ort.get_available_providers()),
+        )
+        name = det.package.manifest.input.name
+
+        def run_engine(chunk: list[np.ndarray], det: OnnxDetector = det) -> None:
+            det.detect_images(chunk)
+
+        def run_ort(calls: list[np.ndarray], session: ort.InferenceSession = session, name: str = name) -> None:
+            for tensor in calls:
+                session.run(None, {name: tensor})
+
+        for chunk in chunks[:2]:
+            run_engine(chunk)
+        for tensor in tensors[:2]:
+            run_ort(tensor)
+        eng_lat: list[float] = []
+        ort_lat: list[float] = []
+        eng_n = ort_n = 0
+        stage = {"preprocess_ms": 0.0, "inference_ms": 0.0, "postprocess_ms": 0.0}
+        n_detections = 0
+        for _ in range(args.rounds):  # alternate the two modes so load drift hits both alike
+            lat, n = timed_passes(run_engine, chunks, args.min_seconds / args.rounds)
+            eng_lat += lat
+            eng_n += n
+            lat, n = timed_passes(run_ort, tensors, args.min_seconds / args.rounds)
+            ort_lat += lat
+            ort_n += n
+        for chunk in chunks:  # one instrumented pass for the stage split
+            n_detections += sum(len(d) for d in det.detect_images(chunk))
+            t = det.last_times
+            assert t is not None
+            stage["preprocess_ms"] += t.preprocess_ms
+            stage["inference_ms"] += t.inference_ms
+            stage["postprocess_ms"] += t.postprocess_ms
+        per_image = {k: round(v / (len(chunks) * b), 3) for k, v in stage.items()}
+        shapes = sorted({tuple(int(x) for x in t.shape[1:]) for calls in tensors for t in calls})
+        n_calls = sum(len(calls) for calls in tensors)
+        results["engine"][str(b)] = {
+            **summarise(eng_lat, eng_n),
+            "per_image_stage_ms": per_image,
+            "detections_per_image": round(n_detections / (len(chunks) * b), 2),
+            "providers_in_use": list(det.providers_in_use),
+        }
+        results["onnxruntime"][str(b)] = {
+            **summarise(ort_lat, ort_n),
+            "input_shapes_chw": [list(s) for s in shapes],
+            "session_runs_per_pass": n_calls,
+        }
+        results["engine"][str(b)]["shape_policy"] = det.shape_policy
+        print(
+            f"batch {b}: engine {results['engine'][str(b)]['images_per_s']} img/s, "
+            f"onnxruntime {results['onnxruntime'][str(b)]['images_per_s']} img/s",
+            file=sys.stderr,
+        )
+    return results
+
+
+def bench_ultralytics(
+    onnx_path: Path, images_npz: Path, batches: list[int], args: argparse.Namespace
+) -> dict[str, object]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_ultralytics-worker",
+        str(onnx_path),
+        str(images_npz),
+        ",".join(map(str, batches)),
+        str(args.min_seconds),
+        args.providers[0],
+    ]
+    out = subprocess.run(cmd, env=ultralytics_env(), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr[-2000:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def ultralytics_worker(onnx_path: str, images_npz: str, batches_csv: str, min_seconds: str, provider: str) -> None:
+    from ultralytics import YOLO
+
+    data = np.load(images_npz)
+    images = [np.ascontiguousarray(data[k][:, :, ::-1]) for k in sorted(data.files)]  # ultralytics takes BGR
+    device = "cuda:0" if provider in ("cuda", "tensorrt") else "cpu"
+    model = YOLO(onnx_path, task="detect")
+    results: dict[str, object] = {}
+    for b in (int(x) for x in batches_csv.split(",")):
+        chunks = chunked(images, b)
+
+        def run(chunk: list[np.ndarray]) -> None:
+            model.predict(chunk, verbose=False, device=device)
+
+        for chunk in chunks[:2]:
+            run(chunk)
+        lat, n = timed_passes(run, chunks, float(min_seconds))
+        results[str(b)] = summarise(lat, n)
+        print(f"batch {b}: ultralytics {results[str(b)]['images_per_s']} img/s", file=sys.stderr)
+    import ultralytics
+
+    results["version"] = ultralytics.__version__  # type: ignore[assignment]
+    print(json.dumps(results))
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_ultralytics-worker":
+        ultralytics_worker(*sys.argv[2:7])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="model package directory (default: shipped, else exported)")
+    parser.add_argument(
+        "--images", type=Path, help="directory of PNG/JPEG parcel images (e.g. smartscreen synth output)"
+    )
+    parser.add_argument("--count", type=int, default=32, help="number of images (default 32)")
+    parser.add_argument("--batches", default="1,4,8")
+    parser.add_argument("--providers", default="cpu", help="comma separated, e.g. cuda or cpu")
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (engine and bare loop)")
+    parser.add_argument("--min-seconds", type=float, default=6.0, help="timed seconds per mode and batch size")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of engine and bare loop per batch size")
+    parser.add_argument("--skip-ultralytics", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    args.providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    batches = [int(x) for x in args.batches.split(",")]
+    out_path = args.out or ROOT / "benchmarks" / "results" / (
+        "detector.json" if args.providers == ["cpu"] else f"detector-{args.providers[0]}.json"
+    )
+    record: dict[str, object] = {
+        "benchmark": "detector",
+        "git_sha": git_sha(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_avg": {"start": loadavg()},
+        "settings": {
+            "batches": batches,
+            "providers": args.providers,
+            "intra_op_threads": args.threads,
+            "min_seconds_per_cell": args.min_seconds,
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-detector-") as tmp:
+        workdir = Path(tmp)
+        package_dir, model_desc = prepare_model(args, workdir)
+        if args.images is not None:
+            images = load_images(args.images, args.count)
+            image_desc = f"{len(images)} images from {args.images}"
+        else:
+            images = generate_parcels(args.count)
+            image_desc = f"{len(images)} generated parcel-like pseudo-colour scans, 1024 wide, 500-1500 lines"
+        import onnxruntime
+
+        from smartscreen.detection.package import load_model_package
+
+        package = load_model_package(package_dir)
+        record["model"] = {
+            "description": model_desc,
+            "model_id": package.model_id,
+            "input": package.manifest.input.model_dump(mode="json"),
+            "onnxruntime": onnxruntime.__version__,
+        }
+        record["images"] = {
+            "description": image_desc,
+            "sizes_hw": [list(i.shape[:2]) for i in images],
+        }
+        results = bench_engine_and_ort(package_dir, images, batches, args)
+        record["load_avg"]["after_engine_and_ort"] = loadavg()  # type: ignore[index]
+        if not args.skip_ultralytics:
+            npz = workdir / "images.npz"
+            np.savez(npz, **{f"{k:04d}": img for k, img in enumerate(images)})
+            results["ultralytics"] = bench_ultralytics(package.onnx_path, npz, batches, args)
+            record["load_avg"]["after_ultralytics"] = loadavg()  # type: ignore[index]
+    record["results"] = results
+    ratios: dict[str, dict[str, float | bool]] = {}
+    for b in map(str, batches):
+        eng = results["engine"][b]["images_per_s"]  # type: ignore[index]
+        cell: dict[str, float | bool] = {}
+        bare = results["onnxruntime"][b]["images_per_s"]  # type: ignore[index]
+        cell["engine_over_onnxruntime"] = round(eng / bare, 3)
+        cell["meets_0.9x_onnxruntime"] = eng >= 0.9 * bare
+        ul = results.get("ultralytics", {})
+        if isinstance(ul, dict) and b in ul:
+            cell["engine_over_ultralytics"] = round(eng / ul[b]["images_per_s"], 3)
+            cell["meets_1.3x_ultralytics"] = eng >= 1.3 * ul[b]["images_per_s"]
+        ratios[b] = cell
+    record["ratios"] = ratios
+    record["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(ratios, indent=1))
+    print(f"wrote {out_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
