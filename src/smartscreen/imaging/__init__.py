@@ -20,6 +20,7 @@ from smartscreen.imaging.rawio import RawScan, raw_meta, read_raw_scan, write_ra
 from smartscreen.imaging.render import material_maps, render, render_pseudocolour
 from smartscreen.imaging.scanner import ScannerParams, ScannerRandomisation
 from smartscreen.imaging.simulator import ParcelSimulator, PlacedObject, SimulatedParcel
+from smartscreen.imaging.tip import project_threat
 
 __all__ = [
     "DEFAULT_PALETTE",
@@ -41,6 +42,7 @@ __all__ = [
     "detect_bad_pixels",
     "estimate_mass_g",
     "material_maps",
+    "project_threat",
     "random_palette",
     "raw_meta",
     "read_raw_scan",

@@ -227,7 +227,7 @@ def _attenuation(
     bad_idx, left, right, weight = fill
     if bad_idx.size:
         a[:, bad_idx] = a[:, left] * (1.0 - weight) + a[:, right] * weight
-    return a
+    return np.asarray(a, dtype=np.float32)
 
 
 def calibrate(

@@ -164,7 +164,7 @@ def _blur_kernel(sigma_px: float, shift_px: float) -> F32:
     half = max(1, int(np.ceil(3 * sigma + abs(shift_px))))
     x = np.arange(-half, half + 1, dtype=np.float64) - shift_px
     k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
+    return np.asarray(k / k.sum(), dtype=np.float32)
 
 
 class Detector:
@@ -198,11 +198,12 @@ class Detector:
         gain = p.gain_low if low else p.gain_high
         read_noise = p.read_noise_low if low else p.read_noise_high
         scale = (gain * self.air_span_adu)[None, :]  # ADU per normalised unit, per channel
-        quantum_sigma = np.sqrt(np.maximum(var, 0.0))
-        noise = rng.standard_normal(mean.shape, dtype=np.float32)
-        signal = (mean + quantum_sigma * noise) * ripple[:, None]
-        counts = offset[None, :] + scale * signal
-        counts += rng.standard_normal(mean.shape, dtype=np.float32) * read_noise[None, :]
+        # quantum (compound Poisson, Gaussian with exact variance) and read noise in one normal draw
+        sigma = np.sqrt(np.maximum(var, 0.0) * (scale * scale) + (read_noise * read_noise)[None, :])
+        counts = mean * scale
+        counts += rng.standard_normal(mean.shape, dtype=np.float32) * sigma
+        counts *= ripple[:, None]
+        counts += offset[None, :]
         return np.clip(np.rint(counts), 0, self.params.full_scale_adu).astype(np.uint16)
 
     def _ripple(self, n_lines: int, rng: np.random.Generator) -> F32:

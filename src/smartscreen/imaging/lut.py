@@ -10,7 +10,6 @@ falls with thickness (beam hardening), so a 2-D table is needed: fixed R thresho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -86,8 +85,14 @@ def element_curves(params: ScannerParams, areal_g_cm2: F64) -> tuple[F64, F64]:
     return a_low, a_high
 
 
-@lru_cache(maxsize=16)
+_LUT_CACHE: dict[tuple[float, ...], MaterialLut] = {}
+_LUT_CACHE_SIZE = 64
+
+
 def _build_lut(key: tuple[float, ...], params: ScannerParams) -> MaterialLut:
+    cached = _LUT_CACHE.get(key)
+    if cached is not None:
+        return cached
     thickness = np.geomspace(0.005, 400.0, 220)
     a_low, a_high = element_curves(params, thickness)
     zs = np.arange(LUT_Z_MIN, LUT_Z_MAX + 1, dtype=np.float64)
@@ -95,18 +100,20 @@ def _build_lut(key: tuple[float, ...], params: ScannerParams) -> MaterialLut:
     step_r = (R_MAX - R_MIN) / R_BINS
     h_centres = (np.arange(A_HIGH_BINS) + 0.5) * step_h
     r_centres = R_MIN + (np.arange(R_BINS) + 0.5) * step_r
+    # R and areal density of every element curve at every a_H bin centre: (n_z, n_h)
+    r_of_z = np.stack([np.interp(h_centres, a_high[i], a_low[i] / a_high[i]) for i in range(zs.size)])
+    x_of_z = np.stack([np.interp(h_centres, a_high[i], thickness) for i in range(zs.size)])
+    # R increases with Z (no K edge of these elements in the band); enforce it for interpolation
+    r_of_z = np.maximum.accumulate(r_of_z + np.arange(zs.size)[:, None] * 1e-9, axis=0)
     zeff = np.empty((A_HIGH_BINS, R_BINS), dtype=np.float32)
     areal = np.empty_like(zeff)
-    for j, ah in enumerate(h_centres):
-        r_of_z = np.empty(zs.size)
-        x_of_z = np.empty(zs.size)
-        for i in range(zs.size):
-            x_of_z[i] = np.interp(ah, a_high[i], thickness)
-            r_of_z[i] = np.interp(ah, a_high[i], a_low[i] / a_high[i])
-        # R increases with Z below the K edges of the scintillator; keep it monotonic for interpolation
-        r_mono = np.maximum.accumulate(r_of_z + np.arange(zs.size) * 1e-9)
-        zeff[j] = np.interp(r_centres, r_mono, zs).astype(np.float32)
-        areal[j] = np.interp(r_centres, r_mono, x_of_z).astype(np.float32)
+    for j in range(A_HIGH_BINS):
+        zeff[j] = np.interp(r_centres, r_of_z[:, j], zs)
+        areal[j] = np.interp(r_centres, r_of_z[:, j], x_of_z[:, j])
     zeff.setflags(write=False)
     areal.setflags(write=False)
-    return MaterialLut(zeff=zeff, areal_g_cm2=areal, a_high_step=step_h, r_min=R_MIN, r_step=step_r, spectral_key=key)
+    lut = MaterialLut(zeff=zeff, areal_g_cm2=areal, a_high_step=step_h, r_min=R_MIN, r_step=step_r, spectral_key=key)
+    if len(_LUT_CACHE) >= _LUT_CACHE_SIZE:
+        _LUT_CACHE.pop(next(iter(_LUT_CACHE)))
+    _LUT_CACHE[key] = lut
+    return lut

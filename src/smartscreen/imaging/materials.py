@@ -47,6 +47,11 @@ class Material:
 
 
 def _element_fractions(parts: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    return dict(_element_fractions_cached(parts))
+
+
+@lru_cache(maxsize=256)
+def _element_fractions_cached(parts: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
     total_part = sum(w for _, w in parts)
     out: dict[str, float] = {}
     for formula, weight in parts:
@@ -55,7 +60,7 @@ def _element_fractions(parts: tuple[tuple[str, float], ...]) -> dict[str, float]
         formula_mass = sum(masses.values())
         for el, m in masses.items():
             out[el] = out.get(el, 0.0) + (weight / total_part) * m / formula_mass
-    return out
+    return tuple(out.items())
 
 
 # The library. Compositions are mass fractions; approximate where marked in RAW_FORMAT/README docs.

@@ -91,7 +91,7 @@ def knife(rng: np.random.Generator) -> ObjectModel:
             )
         )
         for k in range(int(rng.integers(2, 4))):
-            prims.append(Disc("brass", (-handle_len * (0.2 + 0.3 * k), 0.0), 2.5, _u(rng, 10, 16)))
+            prims.append(Disc("brass", (-handle_len * (0.2 + 0.3 * k), 0.0), 2.5, _u(rng, 10, 16)))  # noqa: PERF401
     prims.append(
         Plate("steel", ((0.0, hw * 0.7), (-4.0, hw * 0.7), (-4.0, -hw * 0.7), (0.0, -hw * 0.7)), _u(rng, 4, 10))
     )  # bolster
@@ -151,7 +151,7 @@ def gun(rng: np.random.Generator) -> ObjectModel:
     if rng.random() < 0.65:  # semi-automatic pistol
         length = _u(rng, 150, 210)
         slide_h = _u(rng, 26, 34)
-        prims.append(Plate("steel", rounded_rect(length, slide_h, 3.0), _u(rng, 12, 20)))
+        prims.append(Plate("steel", rounded_rect(length, slide_h, 3.0), _u(rng, 6, 12)))
         prims.append(Rod("steel", (-length / 2 + 10, 4), (length / 2, 4), 6.5, wall_mm=2.5))
         grip_t = _u(rng, 24, 32)
         grip_mat = _choice(rng, ("nylon", "steel", "nylon"))
@@ -196,7 +196,7 @@ def gun(rng: np.random.Generator) -> ObjectModel:
         prims.append(Rod("steel", (0, 0), (barrel, 0), _u(rng, 8, 11)))
         prims.append(Plate("steel", rounded_rect(44, 38, 6), 35.0, density_scale=0.75))  # cylinder with chambers
         for k in range(int(rng.integers(0, 6))):
-            prims.append(
+            prims.append(  # noqa: PERF401
                 Rod("brass", (-18, -12 + k * 5), (18, -12 + k * 5), 4.5, wall_mm=0.4, fill="lead", fill_fraction=0.5)
             )
         prims.append(Plate("steel", ((-22, 19), (-50, 14), (-60, 0), (-30, -19), (-22, -19)), 14.0))
@@ -240,7 +240,7 @@ def baton(rng: np.random.Generator) -> ObjectModel:
     elif style == 1:  # telescopic, collapsed
         length = _u(rng, 160, 230)
         for r in (12.0, 9.5, 7.0):
-            prims.append(Rod("steel", (0, 0), (length, 0), r, wall_mm=1.5))
+            prims.append(Rod("steel", (0, 0), (length, 0), r, wall_mm=1.5))  # noqa: PERF401
         prims.append(Rod("steel", (length, 0), (length + 12, 0), 9.0, rounded_ends=True))
         prims.append(Rod("polyethylene", (0, 0), (length * 0.8, 0), 15.0, wall_mm=3.0))
     else:  # solid rubber / polymer side-handle baton
@@ -674,7 +674,7 @@ def clothes(rng: np.random.Generator) -> ObjectModel:
         )
     if rng.random() < 0.4:
         for _ in range(int(rng.integers(2, 7))):
-            prims.append(
+            prims.append(  # noqa: PERF401
                 Disc(
                     _choice(rng, ("polyethylene", "nylon", "brass")),
                     (_u(rng, -length / 3, length / 3), _u(rng, -width / 3, width / 3)),
@@ -688,7 +688,7 @@ def clothes(rng: np.random.Generator) -> ObjectModel:
 def book(rng: np.random.Generator) -> ObjectModel:
     length, width = _u(rng, 140, 300), _u(rng, 100, 220)
     prims: list[Primitive] = [
-        Plate("cellulose", rounded_rect(length, width, 2), _u(rng, 6, 45), density_scale=_u(rng, 0.5, 0.65))
+        Plate("cellulose", rounded_rect(length, width, 2), _u(rng, 5, 35), density_scale=_u(rng, 0.5, 0.65))
     ]
     if rng.random() < 0.3:  # spiral binding
         prims.append(
@@ -698,7 +698,7 @@ def book(rng: np.random.Generator) -> ObjectModel:
         )
     elif rng.random() < 0.3:
         for k in range(2):
-            prims.append(
+            prims.append(  # noqa: PERF401
                 Stroke(
                     "steel",
                     ((-length / 2 + 5, -width / 4 + k * width / 2), (-length / 2 + 5, -width / 4 + k * width / 2 + 12)),
@@ -744,7 +744,7 @@ def shoes(rng: np.random.Generator) -> ObjectModel:
     if rng.random() < 0.5:
         for k in range(5):
             for sign in (-1, 1):
-                prims.append(
+                prims.append(  # noqa: PERF401
                     Stroke("steel", ellipse_points(length * 0.05 + k * 14, sign * 18, 2.5, 2.5, n=8), 1.0, closed=True)
                 )
     if rng.random() < 0.2:
@@ -1014,7 +1014,7 @@ def cosmetics(rng: np.random.Generator) -> ObjectModel:
 def toy(rng: np.random.Generator) -> ObjectModel:
     prims: list[Primitive] = []
     for _ in range(int(rng.integers(1, 5))):
-        prims.append(
+        prims.append(  # noqa: PERF401
             Ellipsoid(
                 "polyethylene",
                 (_u(rng, -50, 50), _u(rng, -50, 50)),

@@ -38,6 +38,7 @@ class Palette:
         gamma: applied to m first (brightness mapping).
         value_floor: darkest value of a penetrated pixel.
         background_rgb, impenetrable_rgb: air and "too dense" colours.
+        low_weight: brightness uses ``m = exp(-(w * a_L + (1 - w) * a_H))``; 0.5 is the geometric mean of T_L and T_H.
     """
 
     name: str = "standard"
@@ -52,6 +53,7 @@ class Palette:
     value_floor: float = 0.0
     background_rgb: tuple[int, int, int] = (255, 255, 255)
     impenetrable_rgb: tuple[int, int, int] = (0, 0, 0)
+    low_weight: float = 0.5
 
     def __post_init__(self) -> None:
         organic, inorganic, metal = self.hues_deg
@@ -82,6 +84,7 @@ PALETTES: dict[str, Palette] = {
             value_power=2.6,
             gamma=0.9,
             background_rgb=(250, 250, 250),
+            low_weight=0.35,
         ),
         # pale yellow-olive organics, cyan-blue metal, soft contrast (subway-style scanners)
         Palette(
@@ -93,6 +96,7 @@ PALETTES: dict[str, Palette] = {
             gamma=1.25,
             value_floor=0.08,
             background_rgb=(252, 252, 246),
+            low_weight=0.3,
         ),
         # high-contrast with green inorganics and violet-blue metals
         Palette(
@@ -104,6 +108,7 @@ PALETTES: dict[str, Palette] = {
             gamma=1.1,
             background_rgb=(246, 248, 250),
             impenetrable_rgb=(10, 10, 20),
+            low_weight=0.4,
         ),
     )
 }
@@ -124,13 +129,18 @@ def random_palette(rng: np.random.Generator, jitter: float = 1.0) -> Palette:
     return base.replace(
         name=f"{base.name}~",
         hues_deg=(j(o, 6.0, 12.0, 55.0), j(i, 12.0, 75.0, 145.0), j(m, 10.0, 190.0, 245.0)),
-        saturation=tuple(j(s, 0.15, 0.4, 1.0) for s in base.saturation),  # type: ignore[arg-type]
+        saturation=(
+            j(base.saturation[0], 0.15, 0.4, 1.0),
+            j(base.saturation[1], 0.15, 0.4, 1.0),
+            j(base.saturation[2], 0.15, 0.4, 1.0),
+        ),
         organic_max_z=j(base.organic_max_z, 1.0, 8.5, 11.5),
         metal_min_z=j(base.metal_min_z, 1.0, 16.5, 19.5),
         saturation_power=j(base.saturation_power, 0.8, 1.5, 5.0),
         value_power=j(base.value_power, 0.8, 1.5, 5.0),
         gamma=j(base.gamma, 0.2, 0.6, 1.6),
         background_rgb=(255 - tint, 255 - tint, 255 - int(rng.integers(0, 10))),
+        low_weight=j(base.low_weight, 0.15, 0.2, 0.6),
     )
 
 
@@ -164,7 +174,7 @@ def _hsv_to_rgb(
 
 @lru_cache(maxsize=64)
 def _table(palette: Palette) -> U8:
-    z = np.arange(ZEFF_BINS) * ZEFF_STEP
+    z = np.arange(ZEFF_BINS, dtype=np.float64) * ZEFF_STEP
     m = (np.arange(M_BINS) + 0.5) / M_BINS
     mg = m**palette.gamma
     hue, sat_peak = _hue_for_z(palette, z)

@@ -1,6 +1,6 @@
 """Material discrimination and pseudo-colour rendering of calibrated scans.
 
-Per pixel: smooth a_L and a_H 3x3 for the material channel only, R = a_L / a_H, Zeff from the 2-D
+Per pixel: smooth a_L and a_H (5x5, 9x9 on thin objects) for the material channel only, R = a_L / a_H, Zeff from the 2-D
 LUT, classes organic / inorganic / metal, air where the fused transmission is near 1 and
 impenetrable where T_H is below ~0.3 %. Brightness uses the unsmoothed attenuations so edges stay
 sharp. One colour-table gather per pixel renders the image.
@@ -30,10 +30,16 @@ U8 = npt.NDArray[np.uint8]
 
 BACKGROUND_ATTENUATION = 0.03  # mean of a_L and a_H below this (m > 0.97): air
 IMPENETRABLE_ATTENUATION = float(-np.log(0.003))  # a_H above this (T_H < 0.3 %): not classified
+LOW_ATTENUATION = 0.25  # a_H below this: R is noisy, smooth the material channel over 9x9
 ORGANIC_MAX_Z = 10.0
 METAL_MIN_Z = 18.0
 
+
 # Zeff quantised to 0.25 steps -> float and class, as 256-entry tables
+def _blur(image: F32, size: int) -> F32:
+    return np.asarray(cv2.blur(image, (size, size), borderType=cv2.BORDER_REPLICATE), dtype=np.float32)
+
+
 _ZQ_TO_ZEFF = (np.arange(256) * ZEFF_STEP).astype(np.float32)
 
 
@@ -52,8 +58,14 @@ def material_maps(calibrated: CalibratedScan, lut: MaterialLut) -> tuple[F32, U8
     """``(zeff, material class, zeff/colour bin)`` per pixel of a calibrated scan."""
     a_h = calibrated.attenuation_high
     a_l = calibrated.attenuation_low
-    sm_h = cv2.blur(a_h, (3, 3), borderType=cv2.BORDER_REPLICATE)
-    sm_l = cv2.blur(a_l, (3, 3), borderType=cv2.BORDER_REPLICATE)
+    # material channel only: 5x5 smoothing, 9x9 where attenuation is low and R is noisy
+    sm_h = _blur(a_h, 5)
+    sm_l = _blur(a_l, 5)
+    wide_h = _blur(a_h, 9)
+    wide_l = _blur(a_l, 9)
+    thin = wide_h < np.float32(LOW_ATTENUATION)
+    np.copyto(sm_h, wide_h, where=thin)
+    np.copyto(sm_l, wide_l, where=thin)
     ih, ir = lut.indices(sm_h, sm_l)
     zq = lut_zeff_quantised(lut)[ih, ir]  # uint8, Zeff / 0.25
     material = _CLASS_TABLE[zq]
@@ -86,12 +98,13 @@ def render_pseudocolour(
     attenuation_high: F32, attenuation_low: F32, zbin: npt.NDArray[np.uint16], palette: Palette = DEFAULT_PALETTE
 ) -> U8:
     """RGB image from attenuations and colour bins (see :func:`material_maps`) in a palette."""
-    fused = (attenuation_high + attenuation_low) * np.float32(-0.5)
+    w = np.float32(palette.low_weight)
+    fused = attenuation_low * (-w) - attenuation_high * (np.float32(1.0) - w)
     m = np.exp(fused)
     m_bin = np.clip(m * np.float32(M_BINS), 0, M_BINS - 1).astype(np.uint16)
     index = zbin.astype(np.int32) * M_BINS + m_bin
     table = palette.table()
-    return table[index]
+    return np.asarray(table[index], dtype=np.uint8)
 
 
 def render(calibrated: CalibratedScan, lut: MaterialLut, palette: Palette = DEFAULT_PALETTE) -> RenderedScan:

@@ -359,10 +359,20 @@ class Stroke(Primitive):
         if self.closed:
             pts.append(pts[0])
         d = np.full(u.shape, np.inf)
-        for a, b in itertools.pairwise(pts):
-            da, beyond = _segment_distance(u, v, a, b)
-            d = np.minimum(d, np.hypot(da, beyond))
         r = self.width_mm / 2
+        r0, _, c0, _ = win
+        for a, b in itertools.pairwise(pts):
+            # only the pixels near this segment
+            lo_u, hi_u = min(a[0], b[0]) - r, max(a[0], b[0]) + r
+            lo_v, hi_v = min(a[1], b[1]) - r, max(a[1], b[1]) + r
+            corners = np.array([[lo_u, lo_v], [hi_u, hi_v], [lo_u, hi_v], [hi_u, lo_v]])
+            sub = canvas.window(pose.to_plane(corners), pad_px=2)
+            if sub is None:
+                continue
+            rs = slice(sub[0] - r0, sub[1] - r0)
+            cs = slice(sub[2] - c0, sub[3] - c0)
+            da, beyond = _segment_distance(u[rs, cs], v[rs, cs], a, b)
+            np.minimum(d[rs, cs], np.hypot(da, beyond), out=d[rs, cs])
         pix = min(canvas.pixel_mm) / pose.scale
         if self.thickness_mm is None:
             # round wire; thinner than a pixel it spreads its mass over the pixel (partial volume)
@@ -399,16 +409,19 @@ class Textile(Primitive):
         mask = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
         cv2.fillPoly(mask, [np.rint(px * 16).astype(np.int32).reshape(-1, 1, 2)], 255, lineType=cv2.LINE_AA, shift=4)
         local = np.random.default_rng(self.seed)
+        h, w = r1 - r0, c1 - c0
+        # texture and fold lines at quarter resolution, then upsampled (they are smooth anyway)
+        hs, ws = max(2, h // 4), max(2, w // 4)
         coarse = local.random((6, 6)).astype(np.float32)
-        field_ = cv2.resize(coarse, (c1 - c0, r1 - r0), interpolation=cv2.INTER_CUBIC).astype(np.float64)
-        # fold lines: a few soft ridges at random angles
-        rr, cc = np.mgrid[0 : r1 - r0, 0 : c1 - c0].astype(np.float64)
+        small = cv2.resize(coarse, (ws, hs), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+        rr, cc = np.mgrid[0:hs, 0:ws].astype(np.float64)
         for _ in range(self.folds):
             ang = local.uniform(0, math.pi)
-            off = local.uniform(0, max(r1 - r0, c1 - c0))
-            width = local.uniform(2.0, 8.0)
+            off = local.uniform(0, max(hs, ws))
+            width = local.uniform(0.5, 2.0)
             dist = np.abs(rr * math.cos(ang) + cc * math.sin(ang) - off)
-            field_ += 0.8 * np.exp(-((dist / width) ** 2))
+            small += 0.8 * np.exp(-((dist / width) ** 2))
+        field_ = cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float64)
         field_ = 1.0 + self.variation * (field_ - field_.mean()) / (field_.std() + 1e-6) * 0.5
         thickness = np.clip(field_, 0.15, None) * self.mean_thickness_mm * (mask / 255.0)
         p = _patch(self.material, win, _areal(self.material, thickness, self.density_scale))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -91,10 +92,14 @@ def _compose(parent: Pose, local: Pose) -> Pose:
     )
 
 
+@lru_cache(maxsize=8)
+def _a_high_coefficients_at(e_eff_kev: float) -> dict[str, float]:
+    return {name: float(mass_attenuation(name, [e_eff_kev])[0]) for name in MATERIALS}
+
+
 def _a_high_coefficients(params: ScannerParams) -> dict[str, float]:
-    """Approximate HE mass attenuation per material (at the channel's ~90 keV effective energy)."""
-    e_eff = 88.0 if params.kvp >= 150 else 83.0
-    return {name: float(mass_attenuation(name, [e_eff])[0]) for name in MATERIALS}
+    """Approximate HE mass attenuation per material (at the channel's ~85-90 keV effective energy)."""
+    return _a_high_coefficients_at(88.0 if params.kvp >= 150 else 83.0)
 
 
 class ParcelSimulator:
@@ -156,14 +161,9 @@ class ParcelSimulator:
         container = CONTAINERS[int(rng.choice(3, p=[0.6, 0.28, 0.12]))]
         longest = max((max(t.extent_mm()) for t in threats), default=0.0)
         width_limit = self.params.channels * self.params.object_pixel_mm[1] * 0.85
-        if container == "carton":
-            length = rng.uniform(220, 650)
-            width = rng.uniform(160, 480)
-            height = rng.uniform(100, 400)
-        elif container == "soft_bag":
-            length, width, height = rng.uniform(300, 600), rng.uniform(220, 420), rng.uniform(120, 300)
-        else:
-            length, width, height = rng.uniform(200, 420), rng.uniform(150, 320), rng.uniform(30, 90)
+        dims = {"carton": ((220, 650), (160, 480), (100, 400)), "soft_bag": ((300, 600), (220, 420), (120, 300))}
+        ranges = dims.get(container, ((200, 420), (150, 320), (30, 90)))
+        length, width, height = (float(rng.uniform(lo, hi)) for lo, hi in ranges)
         length = max(length, min(longest * 1.05 + 40, 900.0))
         width = min(max(width, min(longest * 0.6, 500.0)), width_limit)
         angle = float(rng.normal(0, 0.25)) if rng.random() < 0.7 else float(rng.uniform(-math.pi / 2, math.pi / 2))
@@ -183,7 +183,7 @@ class ParcelSimulator:
         self._container(canvas, centre, container, length, width, height, rng, clutter_models)
 
         inner_l, inner_w = length - 30, width - 30
-        n_clutter = int(np.clip(inner_l * inner_w / (140.0 * 140.0) * rng.uniform(*clutter_density), 2, 40))
+        n_clutter = int(np.clip(inner_l * inner_w / (120.0 * 120.0) * rng.uniform(*clutter_density), 2, 40))
         for _ in range(n_clutter):
             model = random_clutter(rng)
             clutter_models.append((model, self._fit_pose(model, inner_l, inner_w, rng)))
@@ -253,13 +253,14 @@ class ParcelSimulator:
         if not total.any():
             return local
         small = cv2.blur(total, (15, 15))
-        r, c = np.unravel_index(int(np.argmax(small)), small.shape)
+        r_idx, c_idx = np.unravel_index(int(np.argmax(small)), small.shape)
+        r, c = int(r_idx), int(c_idx)
         pix = canvas.pixel_mm
         target_r = (r + 0.5) * pix[0] - centre.row_mm
         target_c = (c + 0.5) * pix[1] - centre.col_mm
         ca, sa = math.cos(-centre.angle_rad), math.sin(-centre.angle_rad)
-        lr = target_r * ca - target_c * sa
-        lc = target_r * sa + target_c * ca
+        lr: float = target_r * ca - target_c * sa
+        lc: float = target_r * sa + target_c * ca
         ext = max(model.extent_mm()) * local.scale / 2
         lr = float(np.clip(lr, -inner_l / 2 + ext * 0.5, inner_l / 2 - ext * 0.5))
         lc = float(np.clip(lc, -inner_w / 2 + ext * 0.5, inner_w / 2 - ext * 0.5))
@@ -294,10 +295,15 @@ class ParcelSimulator:
             density = rng.uniform(0.07, 0.11)
             # top + bottom walls face-on, side walls edge-on (perspective spreads them over a band)
             canvas.add_all(Plate("cellulose", outline, 2 * board, density_scale=density).rasterise(canvas, centre, rng))
-            band = rng.uniform(4.0, 18.0)
+            band = rng.uniform(8.0, 30.0)  # walls bulge and lean: perspective spreads them
             canvas.add_all(
                 Stroke(
-                    "cellulose", outline, band, closed=True, thickness_mm=height * board / band, density_scale=density
+                    "cellulose",
+                    outline,
+                    band,
+                    closed=True,
+                    thickness_mm=height * board / band,
+                    density_scale=density * 0.6,
                 ).rasterise(canvas, centre, rng)
             )
             if rng.random() < 0.8:  # packing tape

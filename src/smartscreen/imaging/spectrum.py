@@ -122,7 +122,8 @@ def _spectral_model_cached(key: tuple[float, ...], photons_scale: float) -> Spec
     mean_high = photons * d_high * e
     var_low = photons * d_low * e * e
     var_high = photons * d_high * e * e
-    keep = (mean_low + mean_high) > 1e-7 * (mean_low.sum() + mean_high.sum())
+    # keep the bins below the tube voltage: a prefix of the grid, so attenuation tables stay cacheable
+    keep = slice(0, int(np.searchsorted(e, kvp)))
     return SpectralModel(
         energies_kev=e[keep],
         photons=photons[keep],
