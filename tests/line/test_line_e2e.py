@@ -1,0 +1,85 @@
+"""End to end over real loopback sockets and pseudo-terminals: GigE Vision scanner emulator,
+serial I/O-board emulator, emulated PLC over Modbus TCP, the shipped runtime in between."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smartscreen.domain import GateAcknowledged, ReasonCode, Route
+from smartscreen.journal import Journal
+from smartscreen.runtime import ScreeningCentre
+from tests.line.helpers import belt, config, decisions_and_commands, wait_until, write_waybills
+
+pytestmark = pytest.mark.slow
+
+KINDS = ["clean", "threat", "clean", "threat", "clean", "clean"]
+
+
+def test_threats_rejected_clean_cleared_one_command_each_via_io_board(tmp_path: Path, tiny_model_dir: Path) -> None:
+    b = belt(KINDS)
+    write_waybills(tmp_path / "waybills.json", [c for p in b.plan.parcels for c in p.barcodes])
+    centre = ScreeningCentre(config(tmp_path, tiny_model_dir), belts={"L1": b}).start()
+    board = centre.lines["L1"].site.emulated.ioboard  # type: ignore[union-attr]
+    try:
+        wait_until(
+            lambda: len(board.gate_log) == len(KINDS) and all(r.diverted is not None for r in board.gate_log.values()),
+            timeout_s=60,
+            what="every parcel to reach the gate",
+        )
+    finally:
+        centre.stop()
+    for seq, threat in enumerate(b.threat_flags, start=1):
+        record = board.gate_log[seq]
+        assert record.command_before_gate, f"parcel {seq}: no command before the gate"
+        assert record.diverted is threat, f"parcel {seq}: threat={threat} but diverted={record.diverted}"
+    journaled = decisions_and_commands(tmp_path, [f"L1-{i}" for i in range(1, len(KINDS) + 1)])
+    for i, threat in enumerate(b.threat_flags, start=1):
+        decided, commanded = journaled[f"L1-{i}"]
+        assert len(commanded) == 1 and len(decided) == 1
+        decision = decided[0].decision
+        assert decision.route is (Route.REJECT if threat else Route.CLEAR)
+        assert not decision.fail_closed
+        if threat:
+            assert decision.reasons[0].code is ReasonCode.PROHIBITED_ITEM
+    summary = centre.summary()
+    assert summary["parcels"] == len(KINDS) and summary["deadline_misses"] == 0
+    journal = Journal.open(f"sqlite:///{tmp_path / 'journal.db'}")
+    try:
+        record = journal.parcel("L1-2")
+        assert record is not None and record.gate_status == "acknowledged" and record.raw_sha256
+        assert (tmp_path / "images").exists() and any((tmp_path / "images").rglob("*"))
+        events = [e for _, e in journal.events_for("L1-1")]
+        assert any(isinstance(e, GateAcknowledged) and e.accepted for e in events)
+    finally:
+        journal.close()
+
+
+def test_modbus_plc_gate_and_multi_read_no_read(tmp_path: Path, tiny_model_dir: Path) -> None:
+    codes = [("A1",), ("B1", "B2"), (), ("A2",), ("A3",)]
+    kinds = ["threat", "clean", "clean", "clean", "threat"]
+    b = belt(kinds, codes)
+    write_waybills(tmp_path / "waybills.json", ["A1", "B1", "B2", "A2", "A3"])
+    centre = ScreeningCentre(config(tmp_path, tiny_model_dir, gate="plc-sim://?modbus=1"), belts={"L1": b}).start()
+    plc = centre.lines["L1"].site.plc  # type: ignore[union-attr]
+    assert plc is not None
+    try:
+        assert plc.wait_for(lambda: len(plc.results) == len(kinds), timeout_s=60)
+    finally:
+        centre.stop()
+    routes = {k: (r.route, r.commanded) for k, r in plc.results.items()}
+    # threat -> reject; multi-read and no-read fail closed -> reject; clean with one read -> clear
+    assert routes == {
+        1: (Route.REJECT, True),
+        2: (Route.REJECT, True),
+        3: (Route.REJECT, True),
+        4: (Route.CLEAR, True),
+        5: (Route.REJECT, True),
+    }
+    journaled = decisions_and_commands(tmp_path, [f"L1-{i}" for i in range(1, 6)])
+    codes2 = {r.code for r in journaled["L1-2"][0][0].decision.reasons}
+    codes3 = {r.code for r in journaled["L1-3"][0][0].decision.reasons}
+    assert ReasonCode.MULTI_READ in codes2 and ReasonCode.NO_READ in codes3
+    assert journaled["L1-2"][0][0].decision.fail_closed and journaled["L1-3"][0][0].decision.fail_closed
+    assert all(len(c) == 1 for _, c in journaled.values())
