@@ -83,7 +83,7 @@ def test_detect_writes_one_record_per_image_and_survives_a_corrupt_file(
             assert set(d) == {"class", "class_id", "score", "box_xyxy"} and len(d["box_xyxy"]) == 4
             assert 0 <= d["score"] <= 1
         assert _block_found(r), name
-        assert (ann / f"{name}.det.png").is_file()
+        assert (ann / f"{Path(r['image']).name}.det.png").is_file()
     assert "not a decodable" in by_name["corrupt"]["error"]
     assert "gone.jpg" in by_name["gone"]["error"]
     err = capsys.readouterr().err
@@ -110,3 +110,42 @@ def test_detect_with_a_broken_package_says_what_to_fix(tmp_path: Path, capsys: p
     (tmp_path / "pkg").mkdir()
     assert main(["detect", "x.png", "--model", str(tmp_path / "pkg")]) == 1
     assert "lacks model.yaml and model.onnx" in capsys.readouterr().err
+
+
+def _write_raw_scan(path: Path) -> tuple[int, int, int, int]:
+    """A synthetic raw dual-energy scan: open beam with one dense steel-like block; returns the block's box."""
+    imaging = pytest.importorskip("smartscreen.imaging")
+    params = imaging.ScannerParams()
+    n_ch, n_lines = params.channels, 400
+    dark = np.full(n_ch, 1000.0, np.float32)
+    air_h = np.full(n_ch, 50000.0, np.float32)
+    air_l = np.full(n_ch, 40000.0, np.float32)
+    calibration = imaging.Calibration.from_references(dark, dark, air_h, air_l, params.full_scale_adu)
+    rng = np.random.default_rng(0)
+    high = (air_h + rng.normal(0, 50, (n_lines, n_ch))).astype(np.uint16)
+    low = (air_l + rng.normal(0, 50, (n_lines, n_ch))).astype(np.uint16)
+    box = (400, 150, 600, 250)
+    x0, y0, x1, y1 = box
+    high[y0:y1, x0:x1] = 1000 + 49000 * 0.2  # 20 % transmission at high energy
+    low[y0:y1, x0:x1] = 1000 + 39000 * 0.05  # 5 % at low energy: a metal
+    imaging.write_raw_scan(path, high, low, calibration, imaging.raw_meta(params))
+    return box
+
+
+def test_detect_reads_raw_dual_energy_scans(
+    tiny_package: ModelPackage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "scan.npz"
+    box = _write_raw_scan(raw)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 not a zip")
+    assert main(["detect", str(raw), str(broken), "--model", str(tiny_package.directory)]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["image"]).name for r in records] == ["scan.npz", "broken.npz"]
+    scan, bad = records
+    assert (scan["width"], scan["height"]) == (1024, 400)
+    assert "error" in bad and "broken.npz" in bad["error"]
+    boxes = np.array([d["box_xyxy"] for d in scan["detections"]])
+    assert boxes.size > 0  # the dark block is found, in raw-scan pixels
+    union = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
+    assert np.all(np.abs(union - np.array(box)) < 40)

@@ -104,18 +104,19 @@ def run(args: argparse.Namespace) -> int:
         if not args.json_file:
             print(json.dumps(records[-1]), flush=True)
         if args.out is not None:
-            out = args.out / f"{path.stem}.det.png"
+            out = args.out / f"{path.name}.det.png"
             write_image_rgb(out, draw_detections(rgb, detections))
 
     def flush() -> None:
-        images = [(p, x) for p, x in pending if isinstance(x, np.ndarray)]
-        scans = [(p, x) for p, x in pending if isinstance(x, RenderedScan)]
-        if images:
-            for (path, rgb), dets in zip(images, detector.detect_images([x for _, x in images]), strict=True):
-                record(path, rgb, dets)
-        if scans:
-            for (path, scan), dets in zip(scans, detector.detect([x for _, x in scans]), strict=True):
-                record(path, scan.rgb, dets)
+        image_idx = [k for k, (_, x) in enumerate(pending) if isinstance(x, np.ndarray)]
+        scan_idx = [k for k, (_, x) in enumerate(pending) if isinstance(x, RenderedScan)]
+        found: dict[int, Detections] = {}
+        if image_idx:
+            found.update(zip(image_idx, detector.detect_images([pending[k][1] for k in image_idx]), strict=True))  # type: ignore[misc]
+        if scan_idx:
+            found.update(zip(scan_idx, detector.detect([pending[k][1] for k in scan_idx]), strict=True))  # type: ignore[misc]
+        for k, (path, item) in enumerate(pending):  # records in input order
+            record(path, item.rgb if isinstance(item, RenderedScan) else item, found[k])
         pending.clear()
 
     for path in _inputs(list(args.paths), IMAGE_SUFFIXES | RAW_SUFFIXES):

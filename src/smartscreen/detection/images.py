@@ -6,7 +6,6 @@ RGB array; raw dual-energy ``.npz`` scans are rendered through ``smartscreen.ima
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import cv2
@@ -64,27 +63,21 @@ def read_image_rgb(path: Path) -> npt.NDArray[np.uint8]:
 
 
 def read_raw_scan_rendered(path: Path) -> RenderedScan:
-    """Render a raw dual-energy ``.npz`` scan with the project's imaging chain (``smartscreen.imaging``)."""
+    """Read a raw dual-energy ``.npz`` scan and render it with the project's imaging chain.
+
+    Calibration (dark/air references) and scanner parameters come from the file itself
+    (``smartscreen.imaging.read_raw_scan``); the chain is the one the line runs.
+    """
+    from smartscreen.imaging import ImagingChain, read_raw_scan
+
     try:
-        imaging = importlib.import_module("smartscreen.imaging")
-    except ModuleNotFoundError as e:
-        raise ImageReadError(
-            f"{path}: raw .npz scans need smartscreen.imaging (read_raw_scan + imaging chain), which is not installed"
-        ) from e
-    render = getattr(imaging, "render_raw_scan_file", None)
-    if render is None:
-        raise ImageReadError(
-            f"{path}: this build's smartscreen.imaging offers no render_raw_scan_file(); raw scans cannot be rendered"
-        )
-    try:
-        scan = render(path)
+        raw = read_raw_scan(path)
+        return ImagingChain(raw.scanner_params(), raw.calibration).process(raw.high, raw.low)
     except SmartScreenError as e:
-        raise ImageReadError(f"{path}: {e}") from e
+        message = str(e)
+        raise ImageReadError(message if str(path) in message else f"{path}: {message}") from e
     except (OSError, ValueError, KeyError) as e:
         raise ImageReadError(f"{path}: not a valid raw scan: {e}") from e
-    if not isinstance(scan, RenderedScan):
-        raise ImageReadError(f"{path}: the imaging chain returned {type(scan).__name__}, not a RenderedScan")
-    return scan
 
 
 def _colour(class_id: int) -> tuple[int, int, int]:
