@@ -164,6 +164,9 @@ class RuntimeConfig(_Strict):
     )
     watchdog_stall_s: float = Field(default=2.0, gt=0, description="A stage silent this long is reported stalled.")
     drain_s: float = Field(default=3.0, ge=0, description="On stop, how long pending parcels may still be commanded.")
+    connect_timeout_s: float = Field(
+        default=10.0, ge=0, description="How long to retry a scanner that is not available yet (e.g. after a restart)."
+    )
 
 
 class MetricsConfig(_Strict):
