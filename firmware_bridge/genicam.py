@@ -164,6 +164,7 @@ class FeatureRegister:
     address: int
     length: int
     kind: str  # IntReg, MaskedIntReg, FloatReg, StringReg
+    command_value: int | None = None  # for Command features: the value to write
 
 
 def _local(tag: str) -> str:
@@ -182,7 +183,8 @@ def resolve_features(xml_text: str) -> dict[str, FeatureRegister]:
     nodes: dict[str, ET.Element] = {}
     for el in root.iter():
         name = el.get("Name")
-        if name:
+        # EnumEntry names (e.g. TriggerSelector's "AcquisitionStart") are values, not features
+        if name and _local(el.tag) not in ("EnumEntry", "pVariable") and name not in nodes:
             nodes[name] = el
 
     def child_text(el: ET.Element, tag: str) -> str | None:
@@ -208,8 +210,14 @@ def resolve_features(xml_text: str) -> dict[str, FeatureRegister]:
         return resolve(target, depth + 1) if target else None
 
     out: dict[str, FeatureRegister] = {}
-    for name in nodes:
+    for name, el in nodes.items():
         reg = resolve(name)
         if reg is not None:
+            command = child_text(el, "CommandValue") if _local(el.tag) == "Command" else None
+            if command is not None:
+                try:
+                    reg = FeatureRegister(reg.address, reg.length, reg.kind, int(command, 0))
+                except ValueError:
+                    pass
             out[name] = reg
     return out

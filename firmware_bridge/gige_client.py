@@ -134,16 +134,29 @@ class GvcpClient:
 
     # ---- registers and memory ------------------------------------------------------------------
     def read_registers(self, addresses: list[int]) -> list[int]:
-        values = gvcp.decode_u32_list(self.transact(Cmd.READREG, gvcp.encode_readreg(addresses)), "READREG ack")
-        if len(values) != len(addresses):
-            raise GigeError(f"READREG asked {len(addresses)} registers, got {len(values)}")
+        """Read several registers; devices that answer only the first of a batch are read one by one."""
+        values: list[int] = []
+        while len(values) < len(addresses):
+            rest = addresses[len(values) :]
+            got = gvcp.decode_u32_list(self.transact(Cmd.READREG, gvcp.encode_readreg(rest)), "READREG ack")
+            if not got:
+                raise GigeError(f"READREG of 0x{rest[0]:X} returned no value")
+            values += got[: len(rest)]
         return values
 
     def read_register(self, address: int) -> int:
         return self.read_registers([address])[0]
 
     def write_registers(self, pairs: list[tuple[int, int]]) -> None:
-        self.transact(Cmd.WRITEREG, gvcp.encode_writereg(pairs))
+        """Write several registers; the ACK's index says how many the device applied (Aravis's fake
+        camera applies only the first of a batch), and the rest are sent again."""
+        done = 0
+        while done < len(pairs):
+            body = self.transact(Cmd.WRITEREG, gvcp.encode_writereg(pairs[done:]))
+            index = struct.unpack_from(">HH", body, 0)[1] if len(body) >= 4 else len(pairs) - done
+            if index <= 0:
+                raise GigeError(f"WRITEREG of 0x{pairs[done][0]:X} was acknowledged without being applied")
+            done += index
 
     def write_register(self, address: int, value: int) -> None:
         self.write_registers([(address, value)])

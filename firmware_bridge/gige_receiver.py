@@ -568,15 +568,20 @@ class GigeLineSource:
         return reg.address if reg is not None else int(default)
 
     # ---- control --------------------------------------------------------------------------------
+    def _command(self, name: str, default: int) -> None:
+        reg = self.features.get(name)
+        value = reg.command_value if reg is not None and reg.command_value is not None else 1
+        self._client.write_register(reg.address if reg is not None else int(default), value)
+
     def start_acquisition(self) -> None:
-        self._client.write_register(self._feature("AcquisitionStart", DevReg.ACQUISITION_START), 1)
+        self._command("AcquisitionStart", DevReg.ACQUISITION_START)
 
     def stop_acquisition(self) -> None:
-        self._client.write_register(self._feature("AcquisitionStop", DevReg.ACQUISITION_STOP), 1)
+        self._command("AcquisitionStop", DevReg.ACQUISITION_STOP)
 
     def request_references(self) -> None:
         """Ask the scanner to send dark and air reference lines again."""
-        self._client.write_register(self._feature("CalibrationRequest", DevReg.CALIBRATION_REQUEST), 1)
+        self._command("CalibrationRequest", DevReg.CALIBRATION_REQUEST)
 
     @property
     def receiver_stats(self) -> ReceiverStats:
