@@ -6,6 +6,7 @@ Only what the bridge needs: integer/float/command/enumeration features backed by
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from enum import IntEnum
@@ -214,10 +215,7 @@ def resolve_features(xml_text: str) -> dict[str, FeatureRegister]:
         reg = resolve(name)
         if reg is not None:
             command = child_text(el, "CommandValue") if _local(el.tag) == "Command" else None
-            if command is not None:
-                try:
-                    reg = FeatureRegister(reg.address, reg.length, reg.kind, int(command, 0))
-                except ValueError:
-                    pass
+            if command is not None and re.fullmatch(r"0[xX][0-9a-fA-F]+|\d+", command):
+                reg = FeatureRegister(reg.address, reg.length, reg.kind, int(command, 0))
             out[name] = reg
     return out
