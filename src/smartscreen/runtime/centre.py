@@ -233,10 +233,21 @@ class ScreeningCentre:
         return handles
 
     def _open_source(self, line_cfg: LineConfig, site: EmulatedSite | None) -> LineSource:
+        from firmware_bridge.gige_client import GigeError
         from firmware_bridge.gige_receiver import GigeLineSource
 
         url = site.scanner_url if site is not None else line_cfg.scanner
-        return GigeLineSource(url)
+        # after a crash the scanner keeps the old controller's privilege until its heartbeat
+        # timeout (3 s on most devices): retry for a while before giving up
+        end = time.monotonic() + self.config.runtime.connect_timeout_s
+        while True:
+            try:
+                return GigeLineSource(url)
+            except GigeError as e:
+                if time.monotonic() >= end:
+                    raise
+                logger.warning("line %s: scanner %s not available yet (%s); retrying", line_cfg.id, url, e)
+                time.sleep(0.5)
 
     def _open_io(self, line_cfg: LineConfig, site: EmulatedSite | None) -> object:
         from firmware_bridge.iolink import IoBoardLink
