@@ -1,6 +1,8 @@
-"""Material lookup: (a_H, R = a_L / a_H) -> effective Z and areal density, built from element step wedges.
+"""Material lookup: (a_H, R = a_L / a_H) -> effective Z and areal density, built from step wedges.
 
-For each element Z = 5..32 the noise-free forward model of the configured spectrum gives the
+Reference curves: hydrogenous organics (polyethylene Z 5.44, cellulose 6.89, water 7.42: parcels are
+mostly such materials, and their mass attenuation per gram differs from pure C/N/O) and the elements
+Z = 9..32. For each, the noise-free forward model of the configured spectrum gives the
 curve ``(a_H(x), a_L(x))`` over areal densities ``x`` from 5 mg/cm^2 to 400 g/cm^2 (the H-L /
 alpha-curve method, reference doc 7.3). At every a_H bin, R of each element is interpolated and
 Zeff (and the areal density of the matching element) is interpolated across Z. Polychromatic R
@@ -14,14 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from smartscreen.imaging.materials import element_mass_attenuation
+from smartscreen.imaging.materials import MATERIALS, element_mass_attenuation, mass_attenuation
 from smartscreen.imaging.scanner import ScannerParams
 from smartscreen.imaging.spectrum import spectral_model
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-LUT_Z_MIN = 5
+LUT_ORGANICS = ("polyethylene", "cellulose", "water")
+LUT_ELEMENT_MIN = 9
 LUT_Z_MAX = 32
 A_HIGH_MAX = 10.0
 A_HIGH_BINS = 400
@@ -68,21 +71,28 @@ class MaterialLut:
         return ih, ir
 
 
-def element_curves(params: ScannerParams, areal_g_cm2: F64) -> tuple[F64, F64]:
-    """Noise-free ``(a_low, a_high)`` of shape ``(n_elements, n_thickness)`` for Z = LUT_Z_MIN..LUT_Z_MAX."""
+def reference_curves(energies_kev: F64) -> tuple[F64, F64]:
+    """``(zeff, mu_rho)`` of the LUT's reference materials: ``(n,)`` increasing Zeff, ``(n, n_energies)`` cm^2/g."""
+    zs = [MATERIALS[name].zeff for name in LUT_ORGANICS] + list(range(LUT_ELEMENT_MIN, LUT_Z_MAX + 1))
+    mus = [mass_attenuation(name, energies_kev) for name in LUT_ORGANICS]
+    mus += [element_mass_attenuation(z, energies_kev) for z in range(LUT_ELEMENT_MIN, LUT_Z_MAX + 1)]
+    return np.asarray(zs, dtype=np.float64), np.stack(mus)
+
+
+def element_curves(params: ScannerParams, areal_g_cm2: F64) -> tuple[F64, F64, F64]:
+    """Noise-free ``(zeff, a_low, a_high)`` of the reference curves; attenuations are ``(n_curves, n_thickness)``."""
     model = spectral_model(params)
     e = model.energies_kev
     w_low = model.mean_low / model.mean_low.sum()
     w_high = model.mean_high / model.mean_high.sum()
-    zs = range(LUT_Z_MIN, LUT_Z_MAX + 1)
-    a_low = np.empty((len(zs), areal_g_cm2.size))
+    zs, mus = reference_curves(e)
+    a_low = np.empty((zs.size, areal_g_cm2.size))
     a_high = np.empty_like(a_low)
-    for i, z in enumerate(zs):
-        mu = element_mass_attenuation(z, e)
-        transmission = np.exp(-np.outer(areal_g_cm2, mu))  # (X, E)
+    for i in range(zs.size):
+        transmission = np.exp(-np.outer(areal_g_cm2, mus[i]))  # (X, E)
         a_low[i] = -np.log(np.maximum(transmission @ w_low, 1e-300))
         a_high[i] = -np.log(np.maximum(transmission @ w_high, 1e-300))
-    return a_low, a_high
+    return zs, a_low, a_high
 
 
 _LUT_CACHE: dict[tuple[float, ...], MaterialLut] = {}
@@ -94,8 +104,7 @@ def _build_lut(key: tuple[float, ...], params: ScannerParams) -> MaterialLut:
     if cached is not None:
         return cached
     thickness = np.geomspace(0.005, 400.0, 220)
-    a_low, a_high = element_curves(params, thickness)
-    zs = np.arange(LUT_Z_MIN, LUT_Z_MAX + 1, dtype=np.float64)
+    zs, a_low, a_high = element_curves(params, thickness)
     step_h = A_HIGH_MAX / A_HIGH_BINS
     step_r = (R_MAX - R_MIN) / R_BINS
     h_centres = (np.arange(A_HIGH_BINS) + 0.5) * step_h

@@ -29,7 +29,7 @@ F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 
 BACKGROUND_ATTENUATION = 0.03  # mean of a_L and a_H below this (m > 0.97): air
-IMPENETRABLE_ATTENUATION = float(-np.log(0.003))  # a_H above this (T_H < 0.3 %): not classified
+IMPENETRABLE_ATTENUATION = float(-np.log(0.001))  # a_H above this (T_H < 0.1 %): not classified
 LOW_ATTENUATION = 0.25  # a_H below this: R is noisy, smooth the material channel over 9x9
 ORGANIC_MAX_Z = 10.0
 METAL_MIN_Z = 18.0

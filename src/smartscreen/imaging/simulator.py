@@ -71,6 +71,8 @@ class SimulatedParcel:
     parcel_box_xyxy: tuple[int, int, int, int]
     areal_g_cm2: dict[str, F32] = field(repr=False, default_factory=dict)
     areal_origin_yx: tuple[int, int] = (0, 0)
+    threat_patches: tuple[tuple[Patch, ...], ...] = field(repr=False, default=())
+    """Per threat (same order as ``threats``): its areal-density patches in raw-scan pixel coordinates."""
 
     @property
     def declared_contents(self) -> tuple[str, ...]:
@@ -429,10 +431,14 @@ class ParcelSimulator:
         high, low = self.detector.expose(full, rng)
 
         placed_threats: list[PlacedObject] = []
+        threat_patches: list[tuple[Patch, ...]] = []
         for model, patches, concealment in threats:
             box = self._box(patches, row_off, col_off)
             if box is None:
                 continue
+            threat_patches.append(
+                tuple(Patch(p.material, p.row0 + row_off, p.col0 + col_off, p.areal) for p in patches)
+            )
             placed_threats.append(
                 PlacedObject(
                     model.kind, class_id(model.kind), box, concealment, tuple(model.materials()), self._mass_g(patches)
@@ -460,4 +466,5 @@ class ParcelSimulator:
             parcel_box_xyxy=(col_start, lead_in, col_start + span, lead_in + (r_hi - r_lo)),
             areal_g_cm2=maps,
             areal_origin_yx=(lead_in, col_start),
+            threat_patches=tuple(threat_patches),
         )

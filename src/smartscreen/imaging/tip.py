@@ -19,8 +19,7 @@ import numpy.typing as npt
 from smartscreen.domain.render import MaterialClass
 from smartscreen.imaging.calibration import CalibratedScan, Calibration, calibrate
 from smartscreen.imaging.forward import SpectralForward
-from smartscreen.imaging.lut import LUT_Z_MAX, LUT_Z_MIN, MaterialLut
-from smartscreen.imaging.materials import element_mass_attenuation
+from smartscreen.imaging.lut import MaterialLut, reference_curves
 from smartscreen.imaging.objects import make_threat
 from smartscreen.imaging.render import IMPENETRABLE_ATTENUATION, material_maps
 from smartscreen.imaging.scanner import ScannerParams
@@ -143,15 +142,13 @@ def _reproject(
     background = (sm_h + sm_l) < 0.02
     areal = np.where(background, 0.0, areal).astype(np.float64)
     opaque = sm_h > IMPENETRABLE_ATTENUATION
-    z = np.clip(zeff.astype(np.float64), LUT_Z_MIN, LUT_Z_MAX - 1e-6)
-    z0 = np.floor(z).astype(np.intp)
-    frac = z - z0
     e = forward.model.energies_kev
-    mu_el = np.stack([element_mass_attenuation(int(k), e) for k in range(LUT_Z_MIN, LUT_Z_MAX + 1)])  # (nZ, E)
+    curve_z, curve_mu = reference_curves(e)  # the LUT's own reference materials
+    z = np.clip(zeff.astype(np.float64).reshape(-1), curve_z[0], curve_z[-1])
+    i0 = np.clip(np.searchsorted(curve_z, z, side="right") - 1, 0, curve_z.size - 2)
+    f = ((z - curve_z[i0]) / (curve_z[i0 + 1] - curve_z[i0]))[:, None]
+    mu_bg = (1.0 - f) * curve_mu[i0] + f * curve_mu[i0 + 1]
     shape = sm_h.shape
-    i0 = z0.reshape(-1) - LUT_Z_MIN
-    f = frac.reshape(-1)[:, None]
-    mu_bg = (1.0 - f) * mu_el[i0] + f * mu_el[np.minimum(i0 + 1, mu_el.shape[0] - 1)]
     a_bg = areal.reshape(-1)[:, None] * mu_bg  # (P, E)
     a_threat = np.zeros_like(a_bg)
     for name, m in threat_maps.items():
