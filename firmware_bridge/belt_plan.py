@@ -17,8 +17,19 @@ import numpy.typing as npt
 
 
 def _check_row(name: str, row: npt.NDArray[np.uint16], n_channels: int) -> None:
-    if row.dtype != np.uint16 or row.shape != (n_channels,):
-        raise ValueError(f"{name} must be a uint16 array of shape ({n_channels},), got {row.dtype} {row.shape}")
+    ok_shape = row.ndim in (1, 2) and row.shape[-1] == n_channels and row.shape[0] > 0
+    if not isinstance(row, np.ndarray) or row.dtype != np.uint16 or not ok_shape:
+        raise ValueError(
+            f"{name} must be uint16 of shape ({n_channels},) or (lines, {n_channels}), got {row.dtype} {row.shape}"
+        )
+
+
+def _rows(ref: npt.NDArray[np.uint16], first: int, n: int) -> npt.NDArray[np.uint16]:
+    """Rows ``first .. first+n`` of a reference: one row repeated, or a block of lines cycled."""
+    if ref.ndim == 1:
+        return np.broadcast_to(ref, (n, ref.shape[0])).copy()
+    idx = np.arange(first, first + n) % ref.shape[0]
+    return np.ascontiguousarray(ref[idx])
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +72,11 @@ class PlannedEvent:
 
 @dataclass(frozen=True, slots=True)
 class BeltPlan:
-    """Parcels, gaps, belt and tunnel geometry, and the calibration references the scanner sends."""
+    """Parcels, gaps, belt and tunnel geometry, and the calibration references the scanner sends.
+
+    ``air_*``/``dark_*`` are one row per channel ``(N,)`` or a block of recorded lines ``(m, N)``
+    that is cycled (so air lines in the gaps carry real noise).
+    """
 
     parcels: tuple[PlannedParcel, ...]
     air_high: npt.NDArray[np.uint16]
@@ -79,7 +94,7 @@ class BeltPlan:
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        n_ch = int(self.air_high.shape[0]) if self.air_high.ndim == 1 else -1
+        n_ch = int(self.air_high.shape[-1]) if isinstance(self.air_high, np.ndarray) and self.air_high.ndim else -1
         for name, row in (
             ("air_high", self.air_high),
             ("air_low", self.air_low),
@@ -105,7 +120,7 @@ class BeltPlan:
     # ---- geometry ------------------------------------------------------------------------------
     @property
     def n_channels(self) -> int:
-        return int(self.air_high.shape[0])
+        return int(self.air_high.shape[-1])
 
     @property
     def line_rate_hz(self) -> float:
@@ -144,8 +159,8 @@ class BeltPlan:
 
     def lines(self, first: int, n: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
         """High and low rows of scan lines ``[first, first + n)``: parcel lines, air elsewhere."""
-        high = np.broadcast_to(self.air_high, (n, self.n_channels)).copy()
-        low = np.broadcast_to(self.air_low, (n, self.n_channels)).copy()
+        high = _rows(self.air_high, first, n)
+        low = _rows(self.air_low, first, n)
         for (s, e), p in zip(self.parcel_line_ranges, self.parcels, strict=True):
             a, b = max(s, first), min(e, first + n)
             if a < b:
@@ -155,7 +170,7 @@ class BeltPlan:
 
     def reference(self, dark: bool, n: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
         h, lo = (self.dark_high, self.dark_low) if dark else (self.air_high, self.air_low)
-        return np.broadcast_to(h, (n, self.n_channels)).copy(), np.broadcast_to(lo, (n, self.n_channels)).copy()
+        return _rows(h, 0, n), _rows(lo, 0, n)
 
     def events(self) -> list[PlannedEvent]:
         """Every I/O-board event of the plan, sorted by encoder count."""

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from firmware_bridge.belt_clock import BeltClock
 from firmware_bridge.belt_plan import BeltPlan, PlannedParcel, uniform_references
@@ -174,15 +175,20 @@ PIXEL_FORMATS = {
 }
 
 
-def run_emulators(args: argparse.Namespace, parcels: Sequence[PlannedParcel]) -> int:
-    """Build the plan from ``parcels``, run both emulators, print their addresses, wait."""
+References = tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16], npt.NDArray[np.uint16], npt.NDArray[np.uint16]]
+
+
+def run_emulators(
+    args: argparse.Namespace, parcels: Sequence[PlannedParcel], references: References | None = None
+) -> int:
+    """Build the plan from ``parcels`` (and air_high, air_low, dark_high, dark_low), run both emulators, wait."""
     if not parcels:
         print("no parcels: give --scans FILE.npz ... or --flat-parcels N", file=sys.stderr)
         return 2
     n_ch = parcels[0].high.shape[1]
     plan = BeltPlan(
         tuple(parcels),
-        *uniform_references(n_ch),
+        *(references if references is not None else uniform_references(n_ch)),
         belt_speed_mm_s=args.belt_speed,
         line_pitch_mm=args.pitch,
     )
