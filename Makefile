@@ -13,7 +13,7 @@ export YOLO_AUTOINSTALL := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # packages whose code mypy --strict checks (pure logic, no I/O adapters)
-MYPY_STRICT := src/smartscreen/domain src/smartscreen/config.py firmware_bridge src/smartscreen/journal src/smartscreen/detection src/smartscreen/training
+MYPY_STRICT := src/smartscreen/domain src/smartscreen/config.py firmware_bridge src/smartscreen/journal src/smartscreen/detection src/smartscreen/training src/smartscreen/imaging
 
 .PHONY: demo test lint typecheck imports pytest venv-runtime venv-dev system-deps bench clean
 

@@ -19,10 +19,11 @@ import numpy.typing as npt
 U8 = npt.NDArray[np.uint8]
 
 ZEFF_STEP = 0.25
-ZEFF_BINS = 161  # Zeff 0 .. 40 in 0.25 steps
+ZEFF_BINS = 161  # Zeff 0 .. 40 in 0.25 steps: codes 0..160
 M_BINS = 256
-BACKGROUND_BIN = ZEFF_BINS
-IMPENETRABLE_BIN = ZEFF_BINS + 1
+CODES = 256  # per-pixel material code: a Zeff bin, or one of the two special codes below
+BACKGROUND_BIN = 255
+IMPENETRABLE_BIN = 254
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +68,12 @@ class Palette:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def table(self) -> U8:
-        """Colour table ``((ZEFF_BINS + 2) * M_BINS, 3)`` uint8, indexed by ``zeff_bin * M_BINS + m_bin``."""
+        """Colour table ``(CODES * M_BINS, 3)`` uint8 RGB, indexed by ``code * M_BINS + m_bin``."""
         return _table(self)
+
+    def packed_table(self) -> npt.NDArray[np.uint32]:
+        """The colour table packed as little-endian RGBA uint32 (one gather per pixel)."""
+        return _packed(self)
 
 
 PALETTES: dict[str, Palette] = {
@@ -178,7 +183,8 @@ def _table(palette: Palette) -> U8:
     m = (np.arange(M_BINS) + 0.5) / M_BINS
     mg = m**palette.gamma
     hue, sat_peak = _hue_for_z(palette, z)
-    table = np.empty((ZEFF_BINS + 2, M_BINS, 3), dtype=np.uint8)
+    table = np.empty((CODES, M_BINS, 3), dtype=np.uint8)
+    table[ZEFF_BINS:] = palette.background_rgb  # unused codes
     s_curve = 1.0 - mg**palette.saturation_power
     v_curve = palette.value_floor + (1.0 - palette.value_floor) * (1.0 - (1.0 - mg) ** palette.value_power)
     h = np.repeat((hue / 360.0)[:, None], M_BINS, axis=1)
@@ -194,3 +200,12 @@ def _table(palette: Palette) -> U8:
     flat = table.reshape(-1, 3)
     flat.setflags(write=False)
     return flat
+
+
+@lru_cache(maxsize=64)
+def _packed(palette: Palette) -> npt.NDArray[np.uint32]:
+    rgb = _table(palette).astype(np.uint32)
+    packed = rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16) | np.uint32(255 << 24)
+    packed = packed.astype("<u4")
+    packed.setflags(write=False)
+    return packed

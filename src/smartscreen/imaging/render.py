@@ -1,8 +1,8 @@
 """Material discrimination and pseudo-colour rendering of calibrated scans.
 
 Per pixel: smooth a_L and a_H (5x5, 9x9 on thin objects) for the material channel only, R = a_L / a_H, Zeff from the 2-D
-LUT, classes organic / inorganic / metal, air where the fused transmission is near 1 and
-impenetrable where T_H is below ~0.3 %. Brightness uses the unsmoothed attenuations so edges stay
+LUT, classes organic / inorganic / metal, air where T_H > 0.975 and impenetrable where T_H < 0.1 %
+(both folded into the LUT as special codes, so classification is one table lookup per pixel). Brightness uses the unsmoothed attenuations so edges stay
 sharp. One colour-table gather per pixel renders the image.
 """
 
@@ -17,6 +17,7 @@ from smartscreen.imaging.calibration import CalibratedScan
 from smartscreen.imaging.lut import MaterialLut
 from smartscreen.imaging.palette import (
     BACKGROUND_BIN,
+    CODES,
     DEFAULT_PALETTE,
     IMPENETRABLE_BIN,
     M_BINS,
@@ -28,34 +29,57 @@ from smartscreen.imaging.palette import (
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 
-BACKGROUND_ATTENUATION = 0.03  # mean of a_L and a_H below this (m > 0.97): air
+BACKGROUND_ATTENUATION = 0.025  # smoothed a_H below this (T_H > 0.975): air
 IMPENETRABLE_ATTENUATION = float(-np.log(0.001))  # a_H above this (T_H < 0.1 %): not classified
 LOW_ATTENUATION = 0.25  # a_H below this: R is noisy, smooth the material channel over 9x9
 ORGANIC_MAX_Z = 10.0
 METAL_MIN_Z = 18.0
 
 
-# Zeff quantised to 0.25 steps -> float and class, as 256-entry tables
 def _blur(image: F32, size: int) -> F32:
     return np.asarray(cv2.blur(image, (size, size), borderType=cv2.BORDER_REPLICATE), dtype=np.float32)
 
 
-_ZQ_TO_ZEFF = (np.arange(256) * ZEFF_STEP).astype(np.float32)
-
-
 def _class_table(organic_max_z: float, metal_min_z: float) -> U8:
-    z = np.arange(256) * ZEFF_STEP
-    table = np.full(256, MaterialClass.INORGANIC, dtype=np.uint8)
+    z = np.arange(CODES) * ZEFF_STEP
+    table = np.full(CODES, MaterialClass.INORGANIC, dtype=np.uint8)
     table[z < organic_max_z] = MaterialClass.ORGANIC
     table[z >= metal_min_z] = MaterialClass.METAL
+    table[BACKGROUND_BIN] = MaterialClass.BACKGROUND
+    table[IMPENETRABLE_BIN] = MaterialClass.IMPENETRABLE
     return table
 
 
 _CLASS_TABLE = _class_table(ORGANIC_MAX_Z, METAL_MIN_Z)
+_CODE_TO_ZEFF = (np.arange(CODES) * ZEFF_STEP).astype(np.float32)
+_CODE_TO_ZEFF[ZEFF_BINS:] = 0.0
+# brightness: fused attenuation quantised to 1/64 -> m bin (m = exp(-a)), so no exp per pixel
+_FUSED_SCALE = 64.0
+_FUSED_STEPS = 1024
+_M_BIN_OF_FUSED = np.clip(np.exp(-(np.arange(_FUSED_STEPS) + 0.5) / _FUSED_SCALE) * M_BINS, 0, M_BINS - 1).astype(np.int32)
+_CODE_CACHE: dict[tuple[float, ...], npt.NDArray[np.uint8]] = {}
 
 
-def material_maps(calibrated: CalibratedScan, lut: MaterialLut) -> tuple[F32, U8, npt.NDArray[np.uint16]]:
-    """``(zeff, material class, zeff/colour bin)`` per pixel of a calibrated scan."""
+def lut_codes(lut: MaterialLut) -> npt.NDArray[np.uint8]:
+    """The LUT as flat per-bin material codes: Zeff / 0.25, or the background / impenetrable codes.
+
+    Rows of the a_H axis below :data:`BACKGROUND_ATTENUATION` are air; above
+    :data:`IMPENETRABLE_ATTENUATION` they are impenetrable. Cached per LUT.
+    """
+    cached = _CODE_CACHE.get(lut.spectral_key)
+    if cached is None or cached.size != lut.zeff.size:
+        codes = np.clip(np.rint(lut.zeff / ZEFF_STEP), 0, ZEFF_BINS - 1).astype(np.uint8)
+        a_rows = np.arange(lut.zeff.shape[0]) * lut.a_high_step  # lower edge of each bin
+        codes[a_rows + lut.a_high_step <= BACKGROUND_ATTENUATION] = BACKGROUND_BIN
+        codes[a_rows >= IMPENETRABLE_ATTENUATION] = IMPENETRABLE_BIN
+        cached = codes.reshape(-1)
+        cached.setflags(write=False)
+        _CODE_CACHE[lut.spectral_key] = cached
+    return cached
+
+
+def material_codes(calibrated: CalibratedScan, lut: MaterialLut) -> npt.NDArray[np.uint8]:
+    """Per-pixel material code (see :func:`lut_codes`) from the smoothed material channel."""
     a_h = calibrated.attenuation_high
     a_l = calibrated.attenuation_low
     # material channel only: 5x5 smoothing, 9x9 where attenuation is low and R is noisy
@@ -66,51 +90,45 @@ def material_maps(calibrated: CalibratedScan, lut: MaterialLut) -> tuple[F32, U8
     thin = wide_h < np.float32(LOW_ATTENUATION)
     np.copyto(sm_h, wide_h, where=thin)
     np.copyto(sm_l, wide_l, where=thin)
-    ih, ir = lut.indices(sm_h, sm_l)
-    zq = lut_zeff_quantised(lut)[ih, ir]  # uint8, Zeff / 0.25
-    material = _CLASS_TABLE[zq]
-    zbin = zq.astype(np.uint16)
-    background = (sm_h + sm_l) < np.float32(2 * BACKGROUND_ATTENUATION)
-    impenetrable = sm_h > np.float32(IMPENETRABLE_ATTENUATION)
-    material[background] = MaterialClass.BACKGROUND
-    material[impenetrable] = MaterialClass.IMPENETRABLE
-    zbin[background] = BACKGROUND_BIN
-    zbin[impenetrable] = IMPENETRABLE_BIN
-    zeff = _ZQ_TO_ZEFF[zq]
-    zeff[background | impenetrable] = 0.0
-    return zeff, material, zbin
+    n_h, n_r = lut.zeff.shape
+    # R = a_L / a_H, indices computed in float32 and truncated once
+    ratio = sm_l / np.maximum(sm_h, np.float32(1e-3))
+    ih = sm_h * np.float32(1.0 / lut.a_high_step)
+    np.clip(ih, 0, n_h - 1, out=ih)
+    ratio -= np.float32(lut.r_min)
+    ratio *= np.float32(1.0 / lut.r_step)
+    np.clip(ratio, 0, n_r - 1, out=ratio)
+    index = ih.astype(np.int32)
+    index *= n_r
+    index += ratio.astype(np.int32)
+    return np.take(lut_codes(lut), index)
 
 
-_ZQ_CACHE: dict[int, npt.NDArray[np.uint8]] = {}
-
-
-def lut_zeff_quantised(lut: MaterialLut) -> npt.NDArray[np.uint8]:
-    """The LUT's Zeff table quantised to 0.25 steps as uint8 (cached per LUT)."""
-    key = id(lut.zeff)
-    cached = _ZQ_CACHE.get(key)
-    if cached is None:
-        cached = np.clip(np.rint(lut.zeff / ZEFF_STEP), 0, ZEFF_BINS - 1).astype(np.uint8)
-        _ZQ_CACHE[key] = cached
-    return cached
+def material_maps(calibrated: CalibratedScan, lut: MaterialLut) -> tuple[F32, U8, npt.NDArray[np.uint8]]:
+    """``(zeff, material class, material code)`` per pixel of a calibrated scan."""
+    codes = material_codes(calibrated, lut)
+    return np.take(_CODE_TO_ZEFF, codes), np.take(_CLASS_TABLE, codes), codes
 
 
 def render_pseudocolour(
-    attenuation_high: F32, attenuation_low: F32, zbin: npt.NDArray[np.uint16], palette: Palette = DEFAULT_PALETTE
+    attenuation_high: F32, attenuation_low: F32, codes: npt.NDArray[np.uint8], palette: Palette = DEFAULT_PALETTE
 ) -> U8:
-    """RGB image from attenuations and colour bins (see :func:`material_maps`) in a palette."""
-    w = np.float32(palette.low_weight)
-    fused = attenuation_low * (-w) - attenuation_high * (np.float32(1.0) - w)
-    m = np.exp(fused)
-    m_bin = np.clip(m * np.float32(M_BINS), 0, M_BINS - 1).astype(np.uint16)
-    index = zbin.astype(np.int32) * M_BINS + m_bin
-    table = palette.table()
-    return np.asarray(table[index], dtype=np.uint8)
+    """RGB image ``(h, w, 3)`` from attenuations and material codes (see :func:`material_maps`) in a palette."""
+    w = np.float32(palette.low_weight * _FUSED_SCALE)
+    fused = attenuation_low * w
+    fused += attenuation_high * np.float32((1.0 - palette.low_weight) * _FUSED_SCALE)
+    np.clip(fused, 0, _FUSED_STEPS - 1, out=fused)
+    index = codes.astype(np.int32)
+    index <<= 8  # * M_BINS
+    index += np.take(_M_BIN_OF_FUSED, fused.astype(np.int32))
+    rgba = np.take(palette.packed_table(), index).view(np.uint8).reshape(*codes.shape, 4)
+    return np.asarray(cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), dtype=np.uint8)
 
 
 def render(calibrated: CalibratedScan, lut: MaterialLut, palette: Palette = DEFAULT_PALETTE) -> RenderedScan:
     """Material maps and the pseudo-colour image of a calibrated scan."""
-    zeff, material, zbin = material_maps(calibrated, lut)
-    rgb = render_pseudocolour(calibrated.attenuation_high, calibrated.attenuation_low, zbin, palette)
+    zeff, material, codes = material_maps(calibrated, lut)
+    rgb = render_pseudocolour(calibrated.attenuation_high, calibrated.attenuation_low, codes, palette)
     return RenderedScan(
         rgb=rgb,
         attenuation_high=calibrated.attenuation_high,
