@@ -187,14 +187,55 @@ def chunked(items: list, size: int) -> list[list]:  # type: ignore[type-arg]
     return [c for c in chunks if len(c) == size]  # equal batch sizes only
 
 
-def bench_engine_and_ort(
-    package_dir: Path, images: list[np.ndarray], batches: list[int], args: argparse.Namespace
+class UltralyticsWorker:
+    """ultralytics in a child process (its import changes process-wide OpenCV settings), driven pass by pass."""
+
+    def __init__(self, onnx_path: Path, images_npz: Path, provider: str) -> None:
+        cmd = [sys.executable, __file__, "--_ultralytics-worker", str(onnx_path), str(images_npz), provider]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=ultralytics_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        self.version = self._ask("version")
+
+    def _ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the ultralytics worker died (exit {self.proc.poll()})")
+        return answer.strip()
+
+    def passes(self, batch: int, seconds: float) -> tuple[list[float], int]:
+        reply = json.loads(self._ask(f"run {batch} {seconds}"))
+        return reply["latencies_s"], reply["images"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self._ask("quit")
+            self.proc.wait(timeout=30)
+
+
+def bench_all(
+    package_dir: Path,
+    images: list[np.ndarray],
+    batches: list[int],
+    args: argparse.Namespace,
+    worker: UltralyticsWorker | None,
 ) -> dict[str, dict[str, object]]:
     import onnxruntime as ort
 
     from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers
 
     results: dict[str, dict[str, object]] = {"engine": {}, "onnxruntime": {}}
+    if worker is not None:
+        results["ultralytics"] = {"version": worker.version}
     for b in batches:
         det = OnnxDetector.from_package(
             package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b
@@ -236,16 +277,24 @@ def bench_engine_and_ort(
             run_ort(tensor)
         eng_lat: list[float] = []
         ort_lat: list[float] = []
-        eng_n = ort_n = 0
+        eng_n = ort_n = ul_n = 0
+        ul_lat: list[float] = []
+        if worker is not None:
+            worker.passes(b, 0.0)  # warm-up pass
         stage = {"preprocess_ms": 0.0, "inference_ms": 0.0, "postprocess_ms": 0.0}
         n_detections = 0
-        for _ in range(args.rounds):  # alternate the two modes so load drift hits both alike
-            lat, n = timed_passes(run_engine, chunks, args.min_seconds / args.rounds)
+        per_round = args.min_seconds / args.rounds
+        for _ in range(args.rounds):  # alternate the modes so load drift on the shared CPU hits all alike
+            lat, n = timed_passes(run_engine, chunks, per_round, min_passes=1)
             eng_lat += lat
             eng_n += n
-            lat, n = timed_passes(run_ort, tensors, args.min_seconds / args.rounds)
+            lat, n = timed_passes(run_ort, tensors, per_round, min_passes=1)
             ort_lat += lat
             ort_n += n
+            if worker is not None:
+                lat, n = worker.passes(b, per_round)
+                ul_lat += lat
+                ul_n += n
         for chunk in chunks:  # one instrumented pass for the stage split
             n_detections += sum(len(d) for d in det.detect_images(chunk))
             t = det.last_times
@@ -268,56 +317,44 @@ def bench_engine_and_ort(
             "session_runs_per_pass": n_calls,
         }
         results["engine"][str(b)]["shape_policy"] = det.shape_policy
+        if worker is not None:
+            results["ultralytics"][str(b)] = summarise(ul_lat, ul_n)
         print(
-            f"batch {b}: engine {results['engine'][str(b)]['images_per_s']} img/s, "
-            f"onnxruntime {results['onnxruntime'][str(b)]['images_per_s']} img/s",
+            f"batch {b}: "
+            + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in results if str(b) in results[m]),  # type: ignore[index]
             file=sys.stderr,
         )
     return results
 
 
-def bench_ultralytics(
-    onnx_path: Path, images_npz: Path, batches: list[int], args: argparse.Namespace
-) -> dict[str, object]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--_ultralytics-worker",
-        str(onnx_path),
-        str(images_npz),
-        ",".join(map(str, batches)),
-        str(args.min_seconds),
-        args.providers[0],
-    ]
-    out = subprocess.run(cmd, env=ultralytics_env(), capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        return {"error": out.stderr[-2000:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def ultralytics_worker(onnx_path: str, images_npz: str, batches_csv: str, min_seconds: str, provider: str) -> None:
+def ultralytics_worker(onnx_path: str, images_npz: str, provider: str) -> None:
+    """Child process: ``YOLO(onnx).predict(list of images)`` with defaults, one timed pass per request."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)  # answers go here; anything else printed goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    import ultralytics
     from ultralytics import YOLO
 
     data = np.load(images_npz)
     images = [np.ascontiguousarray(data[k][:, :, ::-1]) for k in sorted(data.files)]  # ultralytics takes BGR
     device = "cuda:0" if provider in ("cuda", "tensorrt") else "cpu"
     model = YOLO(onnx_path, task="detect")
-    results: dict[str, object] = {}
-    for b in (int(x) for x in batches_csv.split(",")):
-        chunks = chunked(images, b)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            print("bye", file=protocol, flush=True)
+            return
+        if words[0] == "version":
+            print(ultralytics.__version__, file=protocol, flush=True)
+            continue
+        batch, seconds = int(words[1]), float(words[2])
+        chunks = chunked(images, batch)
 
         def run(chunk: list[np.ndarray]) -> None:
             model.predict(chunk, verbose=False, device=device)
 
-        for chunk in chunks[:2]:
-            run(chunk)
-        lat, n = timed_passes(run, chunks, float(min_seconds))
-        results[str(b)] = summarise(lat, n)
-        print(f"batch {b}: ultralytics {results[str(b)]['images_per_s']} img/s", file=sys.stderr)
-    import ultralytics
-
-    results["version"] = ultralytics.__version__  # type: ignore[assignment]
-    print(json.dumps(results))
+        latencies, n = timed_passes(run, chunks, seconds, min_passes=1)
+        print(json.dumps({"latencies_s": latencies, "images": n}), file=protocol, flush=True)
 
 
 # ----------------------------------------------------------------------------- main
@@ -325,7 +362,7 @@ def ultralytics_worker(onnx_path: str, images_npz: str, batches_csv: str, min_se
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_ultralytics-worker":
-        ultralytics_worker(*sys.argv[2:7])
+        ultralytics_worker(*sys.argv[2:5])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model package directory (default: shipped, else exported)")
@@ -337,7 +374,7 @@ def main() -> None:
     parser.add_argument("--providers", default="cpu", help="comma separated, e.g. cuda or cpu")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (engine and bare loop)")
     parser.add_argument("--min-seconds", type=float, default=6.0, help="timed seconds per mode and batch size")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of engine and bare loop per batch size")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the three modes per batch size")
     parser.add_argument("--skip-ultralytics", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -383,13 +420,17 @@ def main() -> None:
             "description": image_desc,
             "sizes_hw": [list(i.shape[:2]) for i in images],
         }
-        results = bench_engine_and_ort(package_dir, images, batches, args)
-        record["load_avg"]["after_engine_and_ort"] = loadavg()  # type: ignore[index]
+        worker = None
         if not args.skip_ultralytics:
             npz = workdir / "images.npz"
             np.savez(npz, **{f"{k:04d}": img for k, img in enumerate(images)})
-            results["ultralytics"] = bench_ultralytics(package.onnx_path, npz, batches, args)
-            record["load_avg"]["after_ultralytics"] = loadavg()  # type: ignore[index]
+            worker = UltralyticsWorker(package.onnx_path, npz, args.providers[0])
+        try:
+            results = bench_all(package_dir, images, batches, args, worker)
+        finally:
+            if worker is not None:
+                worker.close()
+        record["load_avg"]["end"] = loadavg()  # type: ignore[index]
     record["results"] = results
     ratios: dict[str, dict[str, float | bool]] = {}
     for b in map(str, batches):
