@@ -276,3 +276,26 @@ def test_stop_answers_pending_scans(gated: tuple[OnnxDetector, GatedSession], sc
     batcher.stop()
     assert result(pending).failure is DetectionFailure.STOPPED
     assert result(batcher.submit(scan, clock.at(100_000))).failure is DetectionFailure.STOPPED
+
+
+def test_real_clock_two_lines_submitting_concurrently(tiny_detector: OnnxDetector, scan: RenderedScan) -> None:
+    from smartscreen.config import DetectorConfig
+
+    config = DetectorConfig(max_batch=4, max_wait_ms=5, timeout_ms=30_000)
+    outcomes: list[DetectionOutcome] = []
+    with MicroBatcher.from_config(tiny_detector, config) as batcher:
+
+        def line(name: str) -> None:
+            futures = [batcher.submit(scan, time.monotonic_ns() + 30_000 * MS, tag=f"{name}-{k}") for k in range(6)]
+            outcomes.extend(result(f) for f in futures)
+
+        threads = [threading.Thread(target=line, args=(n,)) for n in ("L1", "L2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert len(outcomes) == 12 and all(o.ok for o in outcomes)
+    assert {o.tag for o in outcomes} == {f"{n}-{k}" for n in ("L1", "L2") for k in range(6)}
+    assert all(o.finished_ns <= o.deadline_ns for o in outcomes)
+    stats = batcher.stats()
+    assert stats.completed == 12 and stats.batches <= 12

@@ -208,3 +208,33 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = w * h
     return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+def test_from_config_uses_the_detector_section(tiny_package: ModelPackage, tmp_path: Path) -> None:
+    from smartscreen.config import DetectorConfig
+
+    config = DetectorConfig(package=tiny_package.directory, intra_op_threads=1, max_batch=3, conf_threshold=0.6)
+    detector = OnnxDetector.from_config(config)
+    assert detector.max_batch == 3 and detector.nms.conf == 0.6
+
+
+def test_stacked_channel_models_take_rendered_scans(tmp_path: Path) -> None:
+    from tests.detection.tiny_model import build_tiny_package
+
+    package = build_tiny_package(tmp_path / "stacked", input_image="stacked_channels")
+    assert package.manifest.input.image == "stacked_channels"
+    detector = OnnxDetector.from_package(package.directory, intra_op_threads=1)
+    rgb = np.full((300, 400, 3), 255, np.uint8)
+    rgb[100:200, 100:200] = 0
+    h, w = rgb.shape[:2]
+    att = np.zeros((h, w), np.float32)
+    zeff = np.zeros((h, w), np.float32)
+    att[100:200, 100:200] = 0.5  # weak attenuation -> dark in the high-energy channel (class 0), mean 21/255
+    zeff[100:200, 100:200] = 26.0  # iron-like -> bright in the Z channel: class 2 scores 0
+    material = np.where(att > 0, MaterialClass.METAL, MaterialClass.BACKGROUND).astype(np.uint8)
+    scan = RenderedScan(rgb=rgb, attenuation_high=att, attenuation_low=att * 2, zeff=zeff, material=material)
+    det = detector.detect([scan])[0]
+    assert len(det) > 0 and set(det.labels()) <= {"baton", "pliers"}
+    assert "baton" in det.labels()
+    with pytest.raises(InferenceError, match="stacked dual-energy channels"):
+        detector.detect_images([rgb])

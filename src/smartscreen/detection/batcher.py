@@ -36,6 +36,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from smartscreen.config import DetectorConfig
 from smartscreen.domain.detections import Detections
 from smartscreen.domain.ports import Clock, Detector
 from smartscreen.domain.render import RenderedScan
@@ -253,6 +254,18 @@ class MicroBatcher:
         self._batches = 0
         self._batched_scans = 0
         self._late_discarded = 0
+
+    @classmethod
+    def from_config(cls, detector: Detector, config: DetectorConfig, clock: Clock | None = None) -> MicroBatcher:
+        """A batcher with the line configuration's ``detector:`` limits (max_batch, max_wait_ms, timeout_ms)."""
+        return cls(
+            detector,
+            max_batch=config.max_batch,
+            max_wait_ms=config.max_wait_ms,
+            timeout_ms=config.timeout_ms,
+            max_queue=max(4 * config.max_batch, 16),
+            clock=clock,
+        )
 
     # ----------------------------------------------------------------- lifecycle
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from smartscreen.config import DetectorConfig
 from smartscreen.detection.package import ModelPackage, check_session, load_model_package
 from smartscreen.detection.postprocess import NmsParams, decode_yolo_v8, to_detections
 from smartscreen.detection.preprocess import (
@@ -221,6 +222,18 @@ class OnnxDetector:
             providers_in_use=in_use,
         )
 
+    @classmethod
+    def from_config(cls, config: DetectorConfig, base_dir: Path | None = None) -> OnnxDetector:
+        """The detector the line configuration describes (``detector:`` section); relative paths from ``base_dir``."""
+        package = config.package if base_dir is None or config.package.is_absolute() else base_dir / config.package
+        return cls.from_package(
+            package,
+            providers=config.providers,
+            intra_op_threads=config.intra_op_threads,
+            conf_threshold=config.conf_threshold,
+            max_batch=config.max_batch,
+        )
+
     def warmup(self, runs: int = 2) -> float:
         """Run the nominal input a few times (allocations, kernel selection); returns the last latency in ms."""
         h, w = self.package.manifest.input.size_hw
@@ -228,7 +241,7 @@ class OnnxDetector:
         last = 0.0
         for _ in range(runs):
             start = time.perf_counter()
-            self.detect_images([image])
+            self._detect([image], [None])
             last = (time.perf_counter() - start) * 1e3
         self.warmup_ms = last
         return last
