@@ -127,7 +127,7 @@ def run_n(n: int, args: argparse.Namespace, model: Path, workdir: Path, belts: d
         f"""
 centre: {{id: BENCH}}
 lines:{"".join(line_yaml(i, args.parcels) for i in range(n))}
-detector: {{package: "{model}", max_batch: 8, max_wait_ms: 15, intra_op_threads: 2, timeout_ms: 1500}}
+detector: {{package: "{model}", max_batch: 8, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500}}
 journal: {{url: "sqlite:///{run_dir / "journal.db"}", image_dir: "{run_dir / "images"}"}}
 waybill: {{url: "file://{ROOT / "datasets/waybills/demo-waybills.json"}"}}
 runtime: {{drain_s: 3}}
@@ -196,6 +196,12 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per line count")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=1,
+        help="onnxruntime threads (1 avoids spinning pool threads competing with the line on 2 cores)",
+    )
     parser.add_argument("--parcels", type=int, default=6, help="distinct simulated parcels per line (cycled)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "line.json")
     args = parser.parse_args()
