@@ -106,3 +106,26 @@ def add_parcel(
             GateAcknowledged(parcel_id, t + 320_000_000, 1, True, route),
         ]
     )
+
+
+_RAW_CACHE: dict[tuple[int, bool], bytes] = {}
+
+
+def raw_scan_blob(seed: int, threat: bool = True) -> bytes:
+    """A raw scan in the project's raw format, simulated by the imaging package (small scanner, cached)."""
+    key = (seed, threat)
+    if key not in _RAW_CACHE:
+        import tempfile
+        from pathlib import Path
+
+        from smartscreen.imaging import ParcelSimulator, ScannerParams, raw_meta, write_raw_scan
+
+        params = ScannerParams(channels=160, scanner_id=f"test-{seed}")
+        simulator = ParcelSimulator(params, np.random.default_rng(seed))
+        calibration = simulator.calibration(32)
+        parcel = simulator.simulate(threat_probability=1.0 if threat else 0.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "scan.npz"
+            write_raw_scan(path, parcel.high, parcel.low, calibration, raw_meta(params))
+            _RAW_CACHE[key] = path.read_bytes()
+    return _RAW_CACHE[key]

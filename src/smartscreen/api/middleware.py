@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -65,28 +66,27 @@ class BodyLimitMiddleware:
                     await _reject(send, 413, f"request body over the {self.max_bytes}-byte limit")
                     return
         received = 0
-        started = False
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            # once the body went over the limit, the app's own error response is replaced by a 413
+            if not too_large:
+                await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, 413, f"request body over the {self.max_bytes}-byte limit")
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if too_large:
+            await _reject(send, 413, f"request body over the {self.max_bytes}-byte limit")
 
 
 class SecurityHeadersMiddleware:
