@@ -215,7 +215,7 @@ def resolve_features(xml_text: str) -> dict[str, FeatureRegister]:
         reg = resolve(name)
         if reg is not None:
             command = child_text(el, "CommandValue") if _local(el.tag) == "Command" else None
-            if command is not None and re.fullmatch(r"0[xX][0-9a-fA-F]+|\d+", command):
+            if command is not None and re.fullmatch(r"0[xX][0-9a-fA-F]+|[1-9][0-9]*|0", command):
                 reg = FeatureRegister(reg.address, reg.length, reg.kind, int(command, 0))
             out[name] = reg
     return out

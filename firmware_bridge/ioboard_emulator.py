@@ -118,6 +118,7 @@ class IoBoardEmulator:
         # transport
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._master: int | None = None
+        self._slave: int | None = None
         self._server: socket.socket | None = None
         if transport == "pty":
             if link_path is None:
@@ -183,17 +184,18 @@ class IoBoardEmulator:
     def unplug(self) -> None:
         """Make the port vanish (pty closed and its path removed, or TCP connection dropped)."""
         self._present.clear()
+        if self.transport == "pty" and self._link_path.is_symlink():
+            self._link_path.unlink()
+        # the link closes the master (its FdPort); then the slave goes, so the host sees a hang-up
+        self.link._drop_port(LinkError("unplugged"))
         if self.transport == "pty":
-            if self._link_path.is_symlink():
-                self._link_path.unlink()
-            for fd in (self._slave, self._master):
-                try:
-                    if fd is not None:
-                        os.close(fd)
-                except OSError as e:
-                    logger.debug("closing pty fd: %s", e)
             self._master = None
-        self.link._drop_port(LinkError("unplugged by the test"))
+            slave, self._slave = self._slave, None
+            if slave is not None:
+                try:
+                    os.close(slave)
+                except OSError as e:
+                    logger.debug("closing pty slave: %s", e)
 
     def replug(self) -> None:
         """Bring the port back (a fresh pseudo-terminal behind the same path, or accept a new TCP connection)."""
@@ -217,12 +219,12 @@ class IoBoardEmulator:
         self._threads.clear()
         self.link.close()
         if self.transport == "pty":
-            for fd in (getattr(self, "_slave", None),):
-                if fd is not None:
-                    try:
-                        os.close(fd)
-                    except OSError as e:
-                        logger.debug("closing pty slave: %s", e)
+            slave, self._slave = self._slave, None
+            if slave is not None:
+                try:
+                    os.close(slave)
+                except OSError as e:
+                    logger.debug("closing pty slave: %s", e)
             if self._link_path.is_symlink():
                 self._link_path.unlink()
         if self._server is not None:

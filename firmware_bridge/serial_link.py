@@ -80,6 +80,8 @@ class FdPort:
         self.timeout = read_timeout_s
 
     def read(self, size: int = 1) -> bytes:
+        if self.fd < 0:
+            raise OSError("pseudo-terminal closed")
         ready, _, _ = select.select([self.fd], [], [], self.timeout)
         if not ready:
             return b""
@@ -89,13 +91,18 @@ class FdPort:
         return data
 
     def write(self, data: bytes) -> int:
+        if self.fd < 0:
+            raise OSError("pseudo-terminal closed")
         return os.write(self.fd, data)
 
     def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd < 0:
+            return
         try:
-            os.close(self.fd)
+            os.close(fd)
         except OSError as e:
-            logger.debug("closing fd %d: %s", self.fd, e)
+            logger.debug("closing fd %d: %s", fd, e)
 
 
 class SocketPort:
@@ -169,6 +176,7 @@ class FramedLink:
         self._retries = retries
         self._reconnect_period = reconnect_period_s
         self._port: BytePort | None = None
+        self._port_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._ack_cond = threading.Condition()
@@ -220,10 +228,14 @@ class FramedLink:
         self._next_hb = 0.0
         return True
 
-    def _drop_port(self, error: BaseException | None) -> None:
-        port, self._port = self._port, None
-        was = self._connected.is_set()
-        self._connected.clear()
+    def _drop_port(self, error: BaseException | None, failed: BytePort | None = None) -> None:
+        """Close the current port; with ``failed``, only if that port is still the current one."""
+        with self._port_lock:
+            if failed is not None and self._port is not failed:
+                return  # an old port's late error: the link has already moved on
+            port, self._port = self._port, None
+            was = self._connected.is_set()
+            self._connected.clear()
         if port is not None:
             try:
                 port.close()
@@ -317,18 +329,21 @@ class FramedLink:
             if now >= self._next_hb:
                 self._next_hb = now + self._hb_period
                 self._hb_counter = (self._hb_counter + 1) & 0xFFFFFFFF
+                port = self._port
                 try:
                     self.send_unreliable(Heartbeat(self._hb_counter, time.time_ns()))
                     self.stats.heartbeats_sent += 1
                 except LinkError as e:
-                    self._drop_port(e)
+                    self._drop_port(e, port)
                     continue
             port = self._port
+            if port is None:
+                continue
             try:
-                data = self._read_available(port) if port is not None else b""
-            except (OSError, serial.SerialException, TypeError, AttributeError) as e:
+                data = self._read_available(port)
+            except (OSError, serial.SerialException, TypeError, AttributeError, ValueError) as e:
                 # pyserial raises TypeError/AttributeError when its fd vanished under it
-                self._drop_port(e)
+                self._drop_port(e, port)
                 continue
             if data:
                 for item in self.decoder.feed(data):
