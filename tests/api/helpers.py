@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 from smartscreen.domain.decision import Decision, Reason, ReasonCode, RiskAssessment, Route
@@ -63,6 +65,8 @@ def add_parcel(
 ) -> None:
     blob = scan_blob if scan_blob is not None else encode_rendered(rendered_scan(len(parcel_id) + entered_at_ns % 97))
     sha = images.put(blob)
+    with np.load(io.BytesIO(blob)) as npz:
+        shape = tuple(int(v) for v in (npz["high"] if "high" in npz.files else npz["material"]).shape[:2])
     waybill = Waybill(
         tracking_no=f"SF{entered_at_ns % 10**10:010d}",
         carrier_code="SF",
@@ -98,7 +102,7 @@ def add_parcel(
     journal.append_many(
         [
             ParcelEntered(parcel_id, centre_id, line_id, t, 1000, 100.0),
-            ParcelScanned(parcel_id, line_id, t + 100_000_000, (H, W), True, 0, False, sha, sha),
+            ParcelScanned(parcel_id, line_id, t + 100_000_000, shape, True, 0, False, sha, sha),  # type: ignore[arg-type]
             WaybillMatched(parcel_id, t + 150_000_000, BarcodeMatch.MATCHED, waybill.tracking_no, True, waybill),
             ParcelDetected(parcel_id, t + 250_000_000, detections, "", 42.0),
             ParcelDecided(parcel_id, t + 300_000_000, assessment, decision),
