@@ -69,7 +69,7 @@ def test_labels_contain_each_objects_attenuation(index: int) -> None:
         by0, by1 = (cy - bh / 2) * h + y0c, (cy + bh / 2) * h + y0c
         scan = np.zeros(item.parcel.high.shape, np.float32)
         for p in patches:  # the threat alone, in high-energy attenuation
-            scan[p.rows, p.cols] += p.areal * forward.mu(p.material)[40]
+            scan[p.rows, p.cols] += p.areal * float(np.interp(88.0, forward.model.energies_kev, forward.mu(p.material)))
         total = float(scan.sum())
         inside = float(scan[round(by0) : round(by1), round(bx0) : round(bx1)].sum())
         assert inside >= 0.99 * total, f"{threat.kind}: {inside / total:.3f} of its attenuation inside the box"

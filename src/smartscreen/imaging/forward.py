@@ -70,19 +70,23 @@ class SpectralForward:
             raise ValueError("signal() needs at least one material map")
         names = list(areal_g_cm2)
         shape = areal_g_cm2[names[0]].shape
-        stack = np.stack([np.asarray(areal_g_cm2[n], dtype=np.float32).reshape(-1) for n in names], axis=1)
-        occupied = np.flatnonzero(stack.max(axis=1) > 0.0)
-        out = np.empty((stack.shape[0], 4), dtype=np.float32)
+        flats = [np.asarray(areal_g_cm2[n], dtype=np.float32).reshape(-1) for n in names]
+        occupied_mask = flats[0] > 0.0
+        for flat in flats[1:]:
+            occupied_mask |= flat > 0.0
+        occupied = np.flatnonzero(occupied_mask)
+        out = np.empty((flats[0].size, 4), dtype=np.float32)
         out[:, 0:2] = 1.0
         out[:, 2] = float(self._weights[:, 2].sum())
         out[:, 3] = float(self._weights[:, 3].sum())
         if occupied.size:
             mu = np.stack([self.mu(n) for n in names], axis=0)  # (M, E)
+            stack = np.stack([flat[occupied] for flat in flats], axis=1)  # (P, M), occupied pixels only
             chunk = 65536
             for start in range(0, occupied.size, chunk):
-                idx = occupied[start : start + chunk]
-                transmission = np.exp(-(stack[idx] @ mu))  # (P, E)
-                out[idx] = transmission @ self._weights
+                part = stack[start : start + chunk]
+                transmission = np.exp(-(part @ mu))  # (P, E)
+                out[occupied[start : start + chunk]] = transmission @ self._weights
         return ExpectedSignal(
             low=out[:, 0].reshape(shape),
             high=out[:, 1].reshape(shape),

@@ -768,7 +768,7 @@ def food(rng: np.random.Generator) -> ObjectModel:
     if kind == 1:  # tin can lying or standing
         r = _u(rng, 32, 50)
         h = _u(rng, 60, 120)
-        if rng.random() < 0.5:
+        if rng.random() < 0.75:  # lying
             return ObjectModel("food", [Rod("steel", (0, 0), (h, 0), r, wall_mm=0.2, fill="water", fill_fraction=0.98)])
         return ObjectModel(
             "food",

@@ -205,7 +205,8 @@ def _table(palette: Palette) -> U8:
 @lru_cache(maxsize=64)
 def _packed(palette: Palette) -> npt.NDArray[np.uint32]:
     rgb = _table(palette).astype(np.uint32)
-    packed = rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16) | np.uint32(255 << 24)
-    packed = packed.astype("<u4")
+    packed: npt.NDArray[np.uint32] = np.asarray(
+        rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16) | np.uint32(255 << 24), dtype=np.uint32
+    )
     packed.setflags(write=False)
     return packed

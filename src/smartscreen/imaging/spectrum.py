@@ -20,7 +20,7 @@ from smartscreen.imaging.scanner import REFERENCE_FLUENCE_PER_MAS_CM2, ScannerPa
 
 FloatArray = npt.NDArray[np.float64]
 
-ENERGY_BIN_KEV = 2.0
+ENERGY_BIN_KEV = 4.0
 # bin centres 11, 13, ..., 199 keV
 ENERGY_GRID_KEV: FloatArray = np.arange(10.0 + ENERGY_BIN_KEV / 2, 200.0, ENERGY_BIN_KEV)
 

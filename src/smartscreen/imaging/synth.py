@@ -127,7 +127,7 @@ class Recipe(_Strict):
     palette_jitter: float = Field(default=0.0, ge=0, le=2)
     scanner: ScannerRecipe = Field(default_factory=ScannerRecipe)
     crop_margin_px: int = Field(default=16, ge=0, le=256)
-    png_compression: int = Field(default=3, ge=0, le=9)
+    png_compression: int = Field(default=1, ge=0, le=9)
 
     @field_validator("classes")
     @classmethod
@@ -199,7 +199,7 @@ def synth_one(recipe: Recipe, seed: int, index: int) -> SynthParcel:
     params = recipe.scanner.randomisation().draw(recipe.scanner.base(), rng)
     params = params.replace(scanner_id=f"{recipe.scanner.scanner_id}-{int(rng.integers(1 << 16)):04x}")
     sim = ParcelSimulator(params, rng)
-    calibration = sim.calibration()
+    calibration = sim.calibration(n_lines=64)
     parcel = sim.simulate(
         recipe.threat_probability,
         threat_classes=recipe.classes,
