@@ -193,12 +193,8 @@ class GvspReceiver:
         if self.extended:
             return wire_id
         if self._last_wire_id is None or self._newest is None:
-            self._last_wire_id = wire_id
             return wire_id
-        value = self._newest + gvsp.block_id_delta(wire_id, self._last_wire_id)
-        if value > self._newest:
-            self._last_wire_id = wire_id
-        return value
+        return self._newest + gvsp.block_id_delta(wire_id, self._last_wire_id)
 
     def _run(self) -> None:
         buf = bytearray(65536)
@@ -259,6 +255,8 @@ class GvspReceiver:
                 st.packets_late += 1
                 return
             frame = self._open_frame(block_id, now)
+            if block_id == self._newest:
+                self._last_wire_id = wire_block
         st.packets_received += 1
         st.bytes_received += n
         if pid >= frame.n_packets and fmt != gvsp.ContentFormat.TRAILER:

@@ -239,6 +239,10 @@ class IoBoardEmulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def set_generator(self, xray_on: bool, interlock_closed: bool) -> None:
+        """Report an X-ray generator change (e.g. the interlock opens) to the host."""
+        self._out.put(GeneratorStatusMsg(xray_on, interlock_closed, self._gen[0], self._gen[1], time.time_ns()))
+
     def inject_garbage(self, data: bytes) -> None:
         """Write raw bytes on the line (noise)."""
         self.link.write_raw(data)

@@ -83,6 +83,7 @@ class ScannerEmulator:
         clock: BeltClock | None = None,
         repeat: bool = False,
         heartbeat_timeout_ms: int = 3000,
+        slow_command_ms: int = 0,
         retention_blocks: int = 256,
         serial: str = "SSEMU0001",
         start_block_id: int = DEFAULT_START_BLOCK_ID,
@@ -113,6 +114,8 @@ class ScannerEmulator:
         self._streaming = threading.Event()
         self._calibration_pending = threading.Event()
         self._start_block_id = start_block_id
+        self._slow_command_ms = slow_command_ms
+        self._pending: set[tuple[tuple[str, int], int]] = set()
         self._held_packet: bytes | None = None
         self.xml = scanner_xml().encode("utf-8")
         self._regs: dict[int, int] = {
@@ -308,6 +311,8 @@ class ScannerEmulator:
         key = (peer, header.req_id)
         if cmd != Cmd.DISCOVERY and key in self._ack_cache:
             return self._ack_cache[key]  # retransmitted request: answer again, do not apply twice
+        if self._slow_command_ms and cmd == Cmd.WRITEREG and self._is_slow(payload):
+            return self._defer(header.req_id, payload, peer, key)
         status: int = Status.SUCCESS
         body = b""
         try:
@@ -355,6 +360,41 @@ class ScannerEmulator:
                 self._ack_cache.clear()
             self._ack_cache[key] = ack
         return ack if header.flags & gvcp.FLAG_ACK_REQUIRED else None
+
+    def _is_slow(self, payload: bytes) -> bool:
+        try:
+            return any(a == DevReg.CALIBRATION_REQUEST for a, _ in gvcp.decode_writereg(payload))
+        except gvcp.GvcpError:
+            return False
+
+    def _defer(self, req_id: int, payload: bytes, peer: tuple[str, int], key: tuple[tuple[str, int], int]) -> bytes:
+        """A slow operation: answer PENDING_ACK now, apply it and send the real ACK later."""
+        pending = gvcp.encode_ack(0, Cmd.PENDING_ACK, struct.pack(">HH", 0, self._slow_command_ms), req_id)
+        if key in self._pending:
+            return pending
+        self._pending.add(key)
+
+        def finish() -> None:
+            with self._lock:
+                n = 0
+                status: int = Status.SUCCESS
+                for addr, value in gvcp.decode_writereg(payload):
+                    status = self._write_reg(addr, value, peer)
+                    if status:
+                        break
+                    n += 1
+                ack = gvcp.encode_ack(status, Cmd.WRITEREG + 1, struct.pack(">HH", 0, n) if not status else b"", req_id)
+                self._ack_cache[key] = ack
+                self._pending.discard(key)
+            try:
+                self._gvcp.sendto(ack, peer)
+            except OSError as e:
+                logger.warning("scanner emulator cannot answer %s: %s", peer, e)
+
+        timer = threading.Timer(self._slow_command_ms / 1000, finish)
+        timer.daemon = True
+        timer.start()
+        return pending
 
     def _read_mem(self, addr: int, count: int) -> bytes:
         if XML_ADDRESS <= addr < XML_ADDRESS + len(self.xml) + gvcp.MAX_READMEM:

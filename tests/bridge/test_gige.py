@@ -212,3 +212,16 @@ def test_heartbeat_keeps_control(plan: BeltPlan) -> None:
             assert not client.control_lost and emu.counters.control_timeouts == 0
         finally:
             client.close()
+
+
+def test_slow_command_answered_with_pending_ack(plan: BeltPlan) -> None:
+    with ScannerEmulator(plan, slow_command_ms=300) as emu:
+        client = GvcpClient(*emu.address, timeout_s=0.1, retries=1)
+        try:
+            client.take_control()
+            t0 = time.monotonic()
+            client.write_register(DevReg.CALIBRATION_REQUEST, 1)  # 300 ms > 2 x 100 ms of timeouts
+            assert time.monotonic() - t0 >= 0.25
+            assert client.retransmissions == 0  # PENDING_ACK extended the wait instead
+        finally:
+            client.close()

@@ -190,3 +190,14 @@ def test_plan_events_for_touching_parcels_share_one_parcel_seq() -> None:
     _, end_of_last = touching.parcel_line_ranges[-1]
     assert clear.encoder_counts == round(end_of_last * touching.counts_per_line) - 800  # 80 mm eye-to-scan
     assert sum(1 for ev in touching.events() if ev.kind == "barcode") == 3
+
+
+def test_interlock_change_reaches_the_host() -> None:
+    plan = small_plan(n_parcels=1)
+    with IoBoardEmulator(plan) as emu, IoBoardLink(emu.url) as link:
+        emu.clock.start()
+        emu.set_generator(xray_on=False, interlock_closed=False)
+        events = drain(link, 0.5)
+    statuses = [e for e in events if isinstance(e, GeneratorStatusMsg)]
+    assert statuses[0].interlock_closed and statuses[0].xray_on  # at belt start
+    assert any(not s.interlock_closed and not s.xray_on for s in statuses[1:])
