@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"review page: {url}  (demo accounts, centre {config.centre.id}):", flush=True)
             for username, (role, password) in accounts.items():
                 print(f"  {username:<11} {getattr(role, 'value', role):<10} password {password}", flush=True)
+        if centre.metrics_url:
+            print(f"Prometheus metrics: {centre.metrics_url}", flush=True)
         for line in config.lines:
             print(f"  line {line.id}: scanner {line.scanner}  gate {line.gate}", flush=True)
         how = f"for {args.duration:.0f} s" if args.duration else "until Ctrl-C"

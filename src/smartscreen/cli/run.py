@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if centre.recovered:
         print(f"recovered the journal: {centre.recovered} parcels recorded as missed (fail-closed)", flush=True)
     print(f"running {len(config.lines)} line(s) of centre {config.centre.id}; Ctrl-C to stop", flush=True)
+    if centre.metrics_url:
+        print(f"Prometheus metrics: {centre.metrics_url}", flush=True)
     started = time.monotonic()
     next_summary = started + args.summary_every
     try:

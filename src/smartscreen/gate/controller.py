@@ -33,7 +33,7 @@ from smartscreen.gate.timing import NS_PER_MS, GateTiming
 
 logger = logging.getLogger(__name__)
 
-JournalSink = Callable[[Sequence[ParcelEvent]], None]
+JournalSink = Callable[[Sequence[ParcelEvent]], object]
 
 
 class GateStatus(StrEnum):
@@ -72,6 +72,7 @@ class _Submission:
     assessment: RiskAssessment | None
     entered_at_ns: int
     submitted_ns: int = field(default=0)
+    events: tuple[ParcelEvent, ...] = ()
 
 
 class _WallClock:
@@ -130,10 +131,20 @@ class GateController:
             self._wake.notify()
             return parcel.deadline_ns
 
-    def submit(self, decision: Decision, entered_at_ns: int, assessment: RiskAssessment | None = None) -> None:
-        """Hand over a parcel's decision; the gate thread commands it if it is still in time."""
+    def submit(
+        self,
+        decision: Decision,
+        entered_at_ns: int,
+        assessment: RiskAssessment | None = None,
+        events: Sequence[ParcelEvent] = (),
+    ) -> None:
+        """Hand over a parcel's decision; the gate thread commands it if it is still in time.
+
+        ``events`` (the parcel's fusion and detection facts) are journaled in the same transaction
+        as the decision and command, so the critical path pays for one durable write.
+        """
         with self._lock:
-            self._inbox.append(_Submission(decision, assessment, entered_at_ns, self._clock.time_ns()))
+            self._inbox.append(_Submission(decision, assessment, entered_at_ns, self._clock.time_ns(), tuple(events)))
             self._wake.notify()
 
     def _register(self, parcel_id: str, entered_at_ns: int) -> _Parcel:
@@ -221,10 +232,10 @@ class GateController:
             logger.warning(
                 "gate %s: decision for %s came %.0f ms after its fallback", self._line_id, parcel.parcel_id, late_ms
             )
-            self._record([DeadlineMissed(parcel.parcel_id, now, "decision", max(late_ms, 0.0))])
+            self._record([*sub.events, DeadlineMissed(parcel.parcel_id, now, "decision", max(late_ms, 0.0))])
             return
         late = now > parcel.deadline_ns
-        extra: list[ParcelEvent] = []
+        extra: list[ParcelEvent] = list(sub.events)
         if late:
             self.late_decisions += 1
             late_ms = (now - parcel.deadline_ns) / NS_PER_MS

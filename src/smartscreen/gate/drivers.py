@@ -154,11 +154,11 @@ class ModbusGate:
 
         with self._lock:
             try:
-                if not self._client.connected and not self._client.connect():
+                if not self._client.connected and not self._client.connect():  # type: ignore[no-untyped-call]
                     raise GateError(f"cannot connect to the PLC at {self.address}")
                 response = fn()
             except ModbusException as e:
-                self._client.close()
+                self._client.close()  # type: ignore[no-untyped-call]
                 raise GateError(f"Modbus {what} to {self.address} failed: {e}") from e
         if response.isError():
             raise GateError(f"PLC at {self.address} refused {what}: {response}")
@@ -201,7 +201,7 @@ class ModbusGate:
     def close(self) -> None:
         self._heartbeat.stop()
         with self._lock:
-            self._client.close()
+            self._client.close()  # type: ignore[no-untyped-call]
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:

@@ -9,6 +9,7 @@ what is still pending.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -97,6 +98,7 @@ class ScreeningCentre:
         self.batcher: object | None = None
         self.waybills: WaybillStage | None = None
         self._metrics_server: object | None = None
+        self.metrics_url = ""
 
     # ---- start ---------------------------------------------------------------------------------
     def start(self) -> ScreeningCentre:
@@ -130,7 +132,10 @@ class ScreeningCentre:
         if cfg.metrics.port is not None:
             from prometheus_client import start_http_server
 
-            self._metrics_server = start_http_server(cfg.metrics.port, registry=self.metrics.registry)
+            host = cfg.api.host  # the same interface the review API listens on
+            server, _ = start_http_server(cfg.metrics.port, addr=host, registry=self.metrics.registry)
+            self._metrics_server = server
+            self.metrics_url = f"http://{host}:{server.server_port}/metrics"
         codes = self._tracking_numbers()
         try:
             for line_cfg in cfg.lines:
@@ -170,7 +175,7 @@ class ScreeningCentre:
             options = SimOptions.from_url(line_cfg.scanner)
             io_options = urlsplit(line_cfg.io_board)
             if io_options.scheme == "sim" and "io" in parse_qs(io_options.query):
-                options = SimOptions(**{**options.__dict__, "io": parse_qs(io_options.query)["io"][-1]})  # type: ignore[arg-type]
+                options = dataclasses.replace(options, io=parse_qs(io_options.query)["io"][-1])
             site = EmulatedSite(
                 line_cfg, options, codes, with_plc=gate_parts.scheme == "plc-sim", belt=self._belts.get(line_cfg.id)
             ).start()
@@ -373,10 +378,8 @@ class ScreeningCentre:
         if self.journal is not None:
             self.journal.close()
         if self._metrics_server is not None:
-            server = self._metrics_server[0] if isinstance(self._metrics_server, tuple) else self._metrics_server
-            shutdown = getattr(server, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+            self._metrics_server.shutdown()  # type: ignore[attr-defined]
+            self._metrics_server.server_close()  # type: ignore[attr-defined]
         if self._watchdog is not None:
             self._watchdog.join(timeout=2)
 

@@ -153,11 +153,13 @@ def simulate_belt(line: LineConfig, options: SimOptions, tracking_numbers: tuple
 
 
 def _u16(a: npt.NDArray[np.generic]) -> npt.NDArray[np.uint16]:
-    return np.ascontiguousarray(a, dtype=np.uint16)
+    out: npt.NDArray[np.uint16] = np.ascontiguousarray(a, dtype=np.uint16)
+    return out
 
 
 def _mean_row(lines: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint16]:
-    return np.round(lines.astype(np.float64).mean(axis=0)).astype(np.uint16)
+    out: npt.NDArray[np.uint16] = np.round(lines.astype(np.float64).mean(axis=0)).astype(np.uint16)
+    return out
 
 
 class PlcTracker:

@@ -26,7 +26,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +43,7 @@ from firmware_bridge.messages import (
     GeneratorStatusMsg,
     PhotoEyeEdgeMsg,
 )
+from smartscreen.detection.batcher import DetectionOutcome
 from smartscreen.domain.decision import Decision, ReasonCode
 from smartscreen.domain.events import ParcelDetected, ParcelEntered, ParcelScanned, WaybillMatched
 from smartscreen.domain.ports import GateActuator, LineSource
@@ -76,14 +79,14 @@ class LineSettings:
     ack_timeout_ms: float = 100.0
 
 
-class IoBoard:
+class IoBoard(Protocol):
     """What the line needs of the I/O board link (``firmware_bridge.iolink.IoBoardLink``)."""
 
-    def poll_event(self, timeout_s: float) -> object | None: ...  # pragma: no cover - protocol
+    def poll_event(self, timeout_s: float) -> object | None: ...
 
-    def link_alive(self) -> bool: ...  # pragma: no cover
+    def link_alive(self) -> bool: ...
 
-    def close(self) -> None: ...  # pragma: no cover
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -142,7 +145,9 @@ class ScreeningLine:
         self.stages: dict[str, StageState] = {}
         self._assembly_q: queue.Queue[_AssemblyItem] = queue.Queue(maxsize=settings.queue_size * 64)
         self._process_q: queue.Queue[tuple[ParcelWork, Calibration | None]] = queue.Queue(maxsize=settings.queue_size)
-        self._decide_q: queue.Queue[tuple[ParcelWork, object]] = queue.Queue(maxsize=settings.queue_size)
+        self._decide_q: queue.Queue[tuple[ParcelWork, DetectionOutcome | None]] = queue.Queue(
+            maxsize=settings.queue_size
+        )
         self._entries: dict[int, int] = {}  # parcel_seq -> entered_at_ns
         self._assembled_at: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -232,7 +237,7 @@ class ScreeningLine:
                 time.sleep(0.01)
             state.cpu_s = time.thread_time() - cpu0
 
-    def _put(self, q: queue.Queue[object], item: object, what: str) -> bool:  # type: ignore[type-arg]
+    def _put(self, q: queue.Queue[object], item: object, what: str) -> bool:
         try:
             q.put(item, timeout=0.5)
             return True
@@ -356,8 +361,6 @@ class ScreeningLine:
         except queue.Empty:
             return
         scan = work.scan
-        raw_sha = self.shared.images.put(_raw_npz(scan, calibration))
-        render_sha = ""
         if calibration is not None:
             try:
                 work.rendered = self.imaging.render(scan.high, scan.low, calibration)
@@ -365,9 +368,11 @@ class ScreeningLine:
                 work.calibration_error = f"imaging failed: {type(e).__name__}: {e}"[:200]
                 logger.warning("line %s: %s: %s", self.line_id, work.parcel_id, work.calibration_error)
         if work.rendered is not None:
-            render_sha = self.shared.images.put(_png(work.rendered.rgb))
             work.impenetrable_fraction = _impenetrable_fraction(work.rendered)
             work.mass_g = self.imaging.mass_g(work.rendered, scan)
+            self._submit_detection(work)  # detection runs while the images are stored
+        raw_sha = self.shared.images.put(_raw_npz(scan, calibration))
+        render_sha = self.shared.images.put(_png(work.rendered.rgb)) if work.rendered is not None else ""
         self.shared.journal.append(
             [
                 ParcelScanned(
@@ -385,7 +390,9 @@ class ScreeningLine:
         )
         if work.rendered is None:
             self._put(self._decide_q, (work, None), "decide")  # type: ignore[arg-type]
-            return
+
+    def _submit_detection(self, work: ParcelWork) -> None:
+        assert work.rendered is not None
         detect_by_ns = work.deadline_ns - round(
             (self.settings.timing.guard_ms + self.settings.detect_margin_ms) * NS_PER_MS
         )
@@ -393,9 +400,9 @@ class ScreeningLine:
         work.detect_submitted_ns = time.time_ns()
         future = self.shared.batcher.submit(work.rendered, mono_deadline, tag=work.parcel_id)
 
-        def done(f: object) -> None:
+        def done(f: Future[DetectionOutcome]) -> None:
             try:
-                self._decide_q.put_nowait((work, f.result()))  # type: ignore[attr-defined]
+                self._decide_q.put_nowait((work, f.result()))
             except queue.Full:
                 self.dropped_items += 1
                 logger.error("line %s: decide queue full; %s falls back to REJECT", self.line_id, work.parcel_id)
@@ -421,17 +428,17 @@ class ScreeningLine:
             )
             self.gate.submit(decision, work.entered_at_ns)
 
-    def _decide(self, work: ParcelWork, outcome: object) -> None:
+    def _decide(self, work: ParcelWork, outcome: DetectionOutcome | None) -> None:
         detections = None
         detector_error = work.calibration_error
         inference_ms = 0.0
         if outcome is not None:
-            if getattr(outcome, "ok", False):
-                detections = outcome.detections  # type: ignore[attr-defined]
-                inference_ms = (outcome.finished_ns - outcome.started_ns) / NS_PER_MS  # type: ignore[attr-defined]
+            if outcome.ok:
+                detections = outcome.detections
+                inference_ms = (outcome.finished_ns - outcome.started_ns) / NS_PER_MS
             else:
-                failure = getattr(outcome, "failure", None)
-                detector_error = f"{getattr(failure, 'value', failure)}: {getattr(outcome, 'message', '')}"[:200]
+                failure = outcome.failure.value if outcome.failure is not None else "no result"
+                detector_error = f"{failure}: {outcome.message}"[:200]
         assoc = work.association
         waybill, waybill_error = None, ""
         if assoc.outcome is BarcodeMatch.MATCHED:
@@ -458,26 +465,24 @@ class ScreeningLine:
         assessment, decision = evaluate(
             inputs, self.shared.policy, review_routing=self.settings.review_routing, at_ns=now
         )
-        self.shared.journal.append(
-            [
-                WaybillMatched(
-                    parcel_id=work.parcel_id,
-                    at_ns=now,
-                    outcome=assoc.outcome,
-                    tracking_no=assoc.tracking_no,
-                    found=waybill is not None,
-                    waybill=waybill,
-                ),
-                ParcelDetected(
-                    parcel_id=work.parcel_id,
-                    at_ns=now,
-                    detections=detections,
-                    error="" if detections is not None else (detector_error or "no detector result"),
-                    inference_ms=inference_ms,
-                ),
-            ]
+        facts = (
+            WaybillMatched(
+                parcel_id=work.parcel_id,
+                at_ns=now,
+                outcome=assoc.outcome,
+                tracking_no=assoc.tracking_no,
+                found=waybill is not None,
+                waybill=waybill,
+            ),
+            ParcelDetected(
+                parcel_id=work.parcel_id,
+                at_ns=now,
+                detections=detections,
+                error="" if detections is not None else (detector_error or "no detector result"),
+                inference_ms=inference_ms,
+            ),
         )
-        self.gate.submit(decision, work.entered_at_ns, assessment)
+        self.gate.submit(decision, work.entered_at_ns, assessment, events=facts)
 
     # ---- gate outcomes ---------------------------------------------------------------------------
     def _on_outcome(self, outcome: GateOutcome) -> None:

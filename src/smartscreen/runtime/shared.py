@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from smartscreen.detection.batcher import MicroBatcher
 from smartscreen.domain.render import RenderedScan
 from smartscreen.domain.scan import ParcelScan
 from smartscreen.imaging.calibration import Calibration, calibrate
@@ -51,7 +52,7 @@ class ImagingStage:
 
 def _mass_estimator() -> object | None:
     try:
-        from smartscreen.imaging import estimate_mass_g  # type: ignore[attr-defined]
+        from smartscreen.imaging import estimate_mass_g
     except ImportError:
         logger.warning("smartscreen.imaging.estimate_mass_g is not available: the weight check is off")
         return None
@@ -60,7 +61,7 @@ def _mass_estimator() -> object | None:
 
 @dataclass
 class SharedStages:
-    batcher: object  # smartscreen.detection.MicroBatcher
+    batcher: MicroBatcher
     journal: JournalWriter
     images: FsImageStore
     waybills: WaybillStage
