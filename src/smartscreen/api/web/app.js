@@ -72,7 +72,7 @@ async function start() {
 
 // ---- queue --------------------------------------------------------------------------------------
 function queueParams() {
-  const p = new URLSearchParams({ status: $("f-status").value, limit: "50" });
+  const p = new URLSearchParams({ status: $("f-status").value });
   if ($("f-line").value) p.append("line", $("f-line").value);
   if ($("f-class").value) p.set("class", $("f-class").value);
   return p;
@@ -124,7 +124,7 @@ async function openCase(i) {
   S.index = i; renderQueue();
   const id = S.items[i].case_id;
   const c = await (await api("/api/parcels/" + encodeURIComponent(id))).json();
-  S.current = c; S.drafts = []; S.draftClass = c.detections.length ? c.detections[0].class_name : S.draftClass;
+  S.current = c; S.busy = false; S.drafts = []; S.draftClass = c.detections.length ? c.detections[0].class_name : S.draftClass;
   $("tip-box").hidden = true;
   $("stage").hidden = false; $("empty").hidden = true;
   renderHead(); renderDetails(); renderDrafts();
@@ -177,17 +177,19 @@ function renderDetails() {
   d.append(v);
 }
 
-async function imageUrl(layer) {
-  const path = `/api/parcels/${encodeURIComponent(S.current.case_id)}/images/${layer}.png`;
-  const blob = await (await api(path)).blob();
-  if (S.urls[layer]) URL.revokeObjectURL(S.urls[layer]);
-  S.urls[layer] = URL.createObjectURL(blob);
-  return S.urls[layer];
+async function fetchImage(caseId, layer) {
+  const path = `/api/parcels/${encodeURIComponent(caseId)}/images/${layer}.png`;
+  return URL.createObjectURL(await (await api(path)).blob());
 }
 
 async function loadImages(fit) {
+  // a newer request (next case, other layer) supersedes this one: stale images are never shown
+  const gen = (S.imageGen = (S.imageGen || 0) + 1), caseId = S.current.case_id;
+  const [b, o] = await Promise.all([fetchImage(caseId, S.layer), fetchImage(caseId, "boxes")]);
+  if (gen !== S.imageGen) { URL.revokeObjectURL(b); URL.revokeObjectURL(o); return; }
+  for (const u of Object.values(S.urls)) URL.revokeObjectURL(u);
+  S.urls = { base: b, boxes: o };
   const base = $("img-base"), boxes = $("img-boxes");
-  const [b, o] = await Promise.all([imageUrl(S.layer), imageUrl("boxes")]);
   await new Promise((resolve) => { base.onload = resolve; base.onerror = resolve; base.src = b; });
   boxes.src = o; boxes.hidden = !S.showBoxes;
   if (fit) fitView();

@@ -1,0 +1,109 @@
+"""The operator page in a real browser (Debian's chromium driven by Playwright): log in, review three
+parcels by keyboard, and find the verdicts in the journal."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from smartscreen.domain.events import VerdictKind
+from tests.api.conftest import PASSWORD, Env
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def served(env: Env) -> Iterator[tuple[str, Env]]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(env.client.app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", env
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_review_three_parcels_by_keyboard(served: tuple[str, Env], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, env = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 850})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.goto(url + "/")
+            page.fill("#username", "op1")
+            page.fill("#password", PASSWORD)
+            page.press("#password", "Enter")
+            try:
+                expect(page.locator("#queue li")).to_have_count(4)
+            except AssertionError:
+                page.screenshot(path=str(tmp_path / "failed.png"))
+                raise AssertionError(f"queue did not load; errors: {errors}, console: {console}") from None
+            expect(page.locator("#case-head")).to_contain_text(env.parcels[0])
+            expect(page.locator("#keys")).to_contain_text("false alarm")
+            expect(page.locator("#queue li").first.locator(".wait")).to_contain_text("m")  # waited > 1 minute
+            expect(page.locator("#img-base")).to_have_attribute("src", re.compile(r"^blob:"))
+            page.keyboard.press("m")  # material layer
+            expect(page.locator("#case-head")).to_contain_text("layer: material")
+            page.keyboard.press("p")
+            page.screenshot(path=str(tmp_path / "review.png"))
+            # parcel 1: threat confirmed; parcel 2: skip with J then back with K, false alarm; parcel 3: needs opening
+            page.keyboard.press("1")
+            expect(page.locator("#queue li")).to_have_count(3)
+            expect(page.locator("#case-head")).to_contain_text(env.parcels[1])
+            page.keyboard.press("j")
+            expect(page.locator("#case-head")).to_contain_text(env.parcels[2])
+            page.keyboard.press("k")
+            expect(page.locator("#case-head")).to_contain_text(env.parcels[1])
+            page.keyboard.press("2")
+            expect(page.locator("#queue li")).to_have_count(2)
+            expect(page.locator("#case-head")).to_contain_text(env.parcels[2])
+            page.keyboard.press("3")
+            expect(page.locator("#queue li")).to_have_count(1)
+            if os.environ.get("SMARTSCREEN_SCREENSHOT_DIR"):
+                page.screenshot(path=os.path.join(os.environ["SMARTSCREEN_SCREENSHOT_DIR"], "review.png"))
+            assert errors == []
+        finally:
+            browser.close()
+    stored = {pid: env.service.journal.verdicts_for(pid) for pid in env.parcels}
+    assert [(v.kind, v.operator_id) for _, v in stored[env.parcels[0]]] == [(VerdictKind.THREAT_CONFIRMED, "op1")]
+    assert stored[env.parcels[0]][0][1].boxes[0].class_name == "knife"  # the detector's box, confirmed
+    assert [v.kind for _, v in stored[env.parcels[1]]] == [VerdictKind.FALSE_ALARM]
+    assert [v.kind for _, v in stored[env.parcels[2]]] == [VerdictKind.NEEDS_OPENING]
+    assert stored[env.parcels[3]] == []
