@@ -136,7 +136,8 @@ class ScreeningCentre:
             server, _ = start_http_server(cfg.metrics.port, addr=host, registry=self.metrics.registry)
             self._metrics_server = server
             self.metrics_url = f"http://{host}:{server.server_port}/metrics"
-        codes = self._tracking_numbers()
+        simulated = any(urlsplit(line.scanner).scheme == "sim" for line in cfg.lines)
+        codes = self._tracking_numbers() if simulated else ()
         try:
             for line_cfg in cfg.lines:
                 self.lines[line_cfg.id] = self._start_line(line_cfg, shared, codes)

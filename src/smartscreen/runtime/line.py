@@ -233,6 +233,7 @@ class ScreeningLine:
                 logger.exception("line %s: stage %s failed", self.line_id, state.name)
                 if len(recent_errors) >= 20 and not self.line_stopped:
                     self.line_stopped = True
+                    self.shared.metrics.line_stop.labels(self.line_id).set(1)
                     logger.critical("line %s: stage %s keeps failing: LINE STOP requested", self.line_id, state.name)
                 time.sleep(0.01)
             state.cpu_s = time.thread_time() - cpu0
@@ -504,6 +505,8 @@ class ScreeningLine:
         if assembled is not None and outcome.status is not GateStatus.LINK_DOWN:
             latency_ms = (outcome.commanded_at_ns - assembled) / NS_PER_MS
             self.latencies_ms.append(latency_ms)
+            if len(self.latencies_ms) > 200_000:
+                del self.latencies_ms[:100_000]
             m.decision_latency.labels(self.line_id).observe(latency_ms / 1000.0)
 
     def queue_depths(self) -> dict[str, int]:

@@ -32,6 +32,9 @@ class LineMetrics:
             "smartscreen_stage_alive", "1 while a stage thread is making progress", ["stage"], registry=r
         )
         self.watchdog_trips = Counter("smartscreen_watchdog_trips", "Stages found stalled", ["stage"], registry=r)
+        self.line_stop = Gauge(
+            "smartscreen_line_stop", "1 when a line asks to be stopped (a stage keeps failing)", ["line"], registry=r
+        )
         self.stage_cpu = Gauge("smartscreen_stage_cpu_seconds", "CPU time used per stage thread", ["stage"], registry=r)
 
     def exposition(self) -> bytes:
