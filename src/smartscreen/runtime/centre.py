@@ -363,10 +363,13 @@ class ScreeningCentre:
     # ---- stop ----------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
-        drain = self.config.runtime.drain_s
+        end = time.monotonic() + self.config.runtime.drain_s
+        for handles in self.lines.values():  # all lines stop reading first, then drain together
+            if handles.line is not None:
+                handles.line.stop_intake()
         for handles in self.lines.values():
             if handles.line is not None:
-                handles.line.stop(drain_s=drain)
+                handles.line.stop(drain_s=max(end - time.monotonic(), 0.0))
         for handles in self.lines.values():
             if handles.site is not None:
                 handles.site.stop()

@@ -141,7 +141,9 @@ class ScreeningLine:
         self.imaging = imaging
         self._on_close = on_close
         self._stop = threading.Event()
+        self._stop_intake = threading.Event()  # scanner and I/O board stop first, the rest drains
         self._threads: list[threading.Thread] = []
+        self._intake_threads: list[threading.Thread] = []
         self.stages: dict[str, StageState] = {}
         self._assembly_q: queue.Queue[_AssemblyItem] = queue.Queue(maxsize=settings.queue_size * 64)
         self._process_q: queue.Queue[tuple[ParcelWork, Calibration | None]] = queue.Queue(maxsize=settings.queue_size)
@@ -198,19 +200,33 @@ class ScreeningLine:
         ):
             state = StageState(name)
             self.stages[name] = state
+            intake = name in ("io", "scan")
             thread = threading.Thread(
-                target=self._stage_loop, args=(state, body), name=f"{name}-{self.line_id}", daemon=True
+                target=self._stage_loop,
+                args=(state, body, self._stop_intake if intake else self._stop),
+                name=f"{name}-{self.line_id}",
+                daemon=True,
             )
-            self._threads.append(thread)
+            (self._intake_threads if intake else self._threads).append(thread)
             thread.start()
         return self
 
+    def stop_intake(self) -> None:
+        """Stop reading the scanner and the I/O board; parcels already in the line still get decided."""
+        self._stop_intake.set()
+        for thread in self._intake_threads:
+            thread.join(timeout=5)
+
     def stop(self, drain_s: float = 0.0) -> None:
-        """Stop intake, let the gate stage command what is pending (``drain_s``), close devices."""
+        """Stop intake, let the stages and the gate finish what is pending (up to ``drain_s``), close devices."""
+        self.stop_intake()
+        end = time.monotonic() + drain_s
+        while time.monotonic() < end and self.gate.pending:
+            time.sleep(0.02)
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
-        self.gate.stop(drain_s=drain_s)
+        self.gate.stop(drain_s=max(end - time.monotonic(), 0.0))
         for closer in (self._source.close, self._io.close, self._gate_actuator.close):
             try:
                 closer()
@@ -219,10 +235,10 @@ class ScreeningLine:
         if self._on_close is not None:
             self._on_close()
 
-    def _stage_loop(self, state: StageState, body: Callable[[], None]) -> None:
+    def _stage_loop(self, state: StageState, body: Callable[[], None], stop: threading.Event) -> None:
         cpu0 = time.thread_time()
         recent_errors: list[float] = []
-        while not self._stop.is_set():
+        while not stop.is_set():
             state.heartbeat_s = time.monotonic()
             try:
                 body()
