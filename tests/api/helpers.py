@@ -14,6 +14,7 @@ from smartscreen.domain.events import (
     ParcelDecided,
     ParcelDetected,
     ParcelEntered,
+    ParcelEvent,
     ParcelScanned,
     WaybillMatched,
 )
@@ -50,10 +51,9 @@ def rendered_scan(seed: int) -> RenderedScan:
     )
 
 
-def add_parcel(
-    journal: Journal,
-    images: FsImageStore,
+def parcel_events(
     parcel_id: str,
+    sha: str,
     *,
     centre_id: str = "c1",
     line_id: str = "L1",
@@ -61,12 +61,9 @@ def add_parcel(
     route: Route = Route.REJECT,
     class_name: str = "knife",
     score: float = 0.91,
-    scan_blob: bytes | None = None,
-) -> None:
-    blob = scan_blob if scan_blob is not None else encode_rendered(rendered_scan(len(parcel_id) + entered_at_ns % 97))
-    sha = images.put(blob)
-    with np.load(io.BytesIO(blob)) as npz:
-        shape = tuple(int(v) for v in (npz["high"] if "high" in npz.files else npz["material"]).shape[:2])
+    shape: tuple[int, int] = (H, W),
+) -> list[ParcelEvent]:
+    """The seven events a line journals for one parcel (entry to gate acknowledgement)."""
     waybill = Waybill(
         tracking_no=f"SF{entered_at_ns % 10**10:010d}",
         carrier_code="SF",
@@ -99,32 +96,63 @@ def add_parcel(
         reason = Reason(ReasonCode.PROHIBITED_ITEM, f"{class_name} {score:.2f}", score)
         decision = Decision(parcel_id, route, (reason,), "policy-1", t + 300_000_000)
         assessment = RiskAssessment(parcel_id, score, (reason,), "policy-1")
+    return [
+        ParcelEntered(parcel_id, centre_id, line_id, t, 1000, 100.0),
+        ParcelScanned(parcel_id, line_id, t + 100_000_000, shape, True, 0, False, sha, sha),
+        WaybillMatched(parcel_id, t + 150_000_000, BarcodeMatch.MATCHED, waybill.tracking_no, True, waybill),
+        ParcelDetected(parcel_id, t + 250_000_000, detections, "", 42.0),
+        ParcelDecided(parcel_id, t + 300_000_000, assessment, decision),
+        GateCommanded(parcel_id, t + 310_000_000, route, 1, t + 2_000_000_000),
+        GateAcknowledged(parcel_id, t + 320_000_000, 1, True, route),
+    ]
+
+
+def add_parcel(
+    journal: Journal,
+    images: FsImageStore,
+    parcel_id: str,
+    *,
+    centre_id: str = "c1",
+    line_id: str = "L1",
+    entered_at_ns: int,
+    route: Route = Route.REJECT,
+    class_name: str = "knife",
+    score: float = 0.91,
+    scan_blob: bytes | None = None,
+) -> None:
+    blob = scan_blob if scan_blob is not None else encode_rendered(rendered_scan(len(parcel_id) + entered_at_ns % 97))
+    sha = images.put(blob)
+    with np.load(io.BytesIO(blob)) as npz:
+        array = npz["high"] if "high" in npz.files else npz["material"]
+        shape = (int(array.shape[0]), int(array.shape[1]))
     journal.append_many(
-        [
-            ParcelEntered(parcel_id, centre_id, line_id, t, 1000, 100.0),
-            ParcelScanned(parcel_id, line_id, t + 100_000_000, shape, True, 0, False, sha, sha),  # type: ignore[arg-type]
-            WaybillMatched(parcel_id, t + 150_000_000, BarcodeMatch.MATCHED, waybill.tracking_no, True, waybill),
-            ParcelDetected(parcel_id, t + 250_000_000, detections, "", 42.0),
-            ParcelDecided(parcel_id, t + 300_000_000, assessment, decision),
-            GateCommanded(parcel_id, t + 310_000_000, route, 1, t + 2_000_000_000),
-            GateAcknowledged(parcel_id, t + 320_000_000, 1, True, route),
-        ]
+        parcel_events(
+            parcel_id,
+            sha,
+            centre_id=centre_id,
+            line_id=line_id,
+            entered_at_ns=entered_at_ns,
+            route=route,
+            class_name=class_name,
+            score=score,
+            shape=shape,
+        )
     )
 
 
-_RAW_CACHE: dict[tuple[int, bool], bytes] = {}
+_RAW_CACHE: dict[tuple[int, bool, int], bytes] = {}
 
 
-def raw_scan_blob(seed: int, threat: bool = True) -> bytes:
+def raw_scan_blob(seed: int, threat: bool = True, channels: int = 160) -> bytes:
     """A raw scan in the project's raw format, simulated by the imaging package (small scanner, cached)."""
-    key = (seed, threat)
+    key = (seed, threat, channels)
     if key not in _RAW_CACHE:
         import tempfile
         from pathlib import Path
 
         from smartscreen.imaging import ParcelSimulator, ScannerParams, raw_meta, write_raw_scan
 
-        params = ScannerParams(channels=160, scanner_id=f"test-{seed}")
+        params = ScannerParams(channels=channels, scanner_id=f"test-{seed}")
         simulator = ParcelSimulator(params, np.random.default_rng(seed))
         calibration = simulator.calibration(32)
         parcel = simulator.simulate(threat_probability=1.0 if threat else 0.0)

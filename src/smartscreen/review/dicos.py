@@ -26,7 +26,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from smartscreen.domain.taxonomy import THREAT_CLASSES, ThreatCategory
 
@@ -99,10 +99,10 @@ def _dt(at_ns: int) -> str:
 
 def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     meta[0x00020004] = DataElement(0x00020004, "CS", "V03")  # quirk 1: DICOS version in the file meta
     return meta

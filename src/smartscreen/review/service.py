@@ -11,8 +11,10 @@ import io
 import json
 import logging
 import random
+import threading
 import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,6 @@ from typing import Literal
 import numpy as np
 
 from smartscreen.domain.events import (
-    ParcelDecided,
     ParcelDetected,
     ParcelScanned,
     VerdictBox,
@@ -34,7 +35,7 @@ from smartscreen.review.accounts import AccountService
 from smartscreen.review.cases import CaseView, build_case, build_tip_case, image_sha
 from smartscreen.review.dicos import DicosParcel, DicosScan, DicosThreat, export_parcel
 from smartscreen.review.models import Account, Role, TipEvent, VerdictRecord
-from smartscreen.review.render import BoxSource, DrawBox
+from smartscreen.review.render import BoxSource, DrawBox, Layer, encode_png
 from smartscreen.review.scans import RAW_KEYS, RawRenderer, ScanLoader, blob_keys, render_raw_file
 from smartscreen.review.store import create_review_tables
 from smartscreen.review.tip import Projector, TipService, project_with_imaging
@@ -43,6 +44,7 @@ from smartscreen.review.verdicts import VerdictService
 logger = logging.getLogger(__name__)
 
 StatusFilter = Literal["pending", "reviewed", "all"]
+PNG_CACHE_SIZE = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class ReviewService:
         self.verdicts = VerdictService(db, self.journal, clock_ns=clock_ns)
         self.tip = TipService(db, self.journal, images, projector=projector, clock_ns=clock_ns, rng=rng)
         self.scans = ScanLoader(images, raw_renderer=raw_renderer)
+        self._png_cache: OrderedDict[str, bytes] = OrderedDict()
+        self._png_lock = threading.Lock()
 
     @classmethod
     def open(cls, journal_url: str, image_dir: Path, **options: object) -> ReviewService:
@@ -219,6 +223,20 @@ class ReviewService:
     def scan(self, resolved: ResolvedCase) -> RenderedScan:
         return self.scans.load(resolved.image_sha256)
 
+    def png(self, resolved: ResolvedCase, layer: Layer, draw_boxes: bool, cache_key: str) -> bytes:
+        """PNG of a layer; encoded images are kept in a small LRU under ``cache_key`` (the response's ETag)."""
+        with self._png_lock:
+            hit = self._png_cache.get(cache_key)
+            if hit is not None:
+                self._png_cache.move_to_end(cache_key)
+                return hit
+        data = encode_png(self.scan(resolved), layer, self.boxes(resolved) if draw_boxes else ())
+        with self._png_lock:
+            self._png_cache[cache_key] = data
+            while len(self._png_cache) > PNG_CACHE_SIZE:
+                self._png_cache.popitem(last=False)
+        return data
+
     def boxes(self, resolved: ResolvedCase) -> tuple[DrawBox, ...]:
         """Detector boxes and the latest verdict's boxes (none for a TIP case: finding it is the test)."""
         if resolved.record is None:
@@ -228,8 +246,10 @@ class ReviewService:
             if isinstance(event, ParcelDetected) and event.detections is not None:
                 d = event.detections
                 out = [
-                    DrawBox(*(float(v) for v in box), label, float(score), BoxSource.DETECTOR)
-                    for label, score, box in zip(d.labels(), d.scores.tolist(), d.xyxy.tolist(), strict=True)
+                    DrawBox(x1, y1, x2, y2, label, float(score), BoxSource.DETECTOR)
+                    for label, score, (x1, y1, x2, y2) in zip(
+                        d.labels(), d.scores.tolist(), d.xyxy.tolist(), strict=True
+                    )
                 ]
         history = self.verdicts.history(resolved.record)
         if history:
@@ -253,15 +273,15 @@ class ReviewService:
                 d = event.detections
                 model_id, inference_ms = d.model_id, event.inference_ms
                 threats = tuple(
-                    DicosThreat(label, *(float(v) for v in box), float(score))
-                    for label, score, box in zip(d.labels(), d.scores.tolist(), d.xyxy.tolist(), strict=True)
+                    DicosThreat(label, x1, y1, x2, y2, float(score))
+                    for label, score, (x1, y1, x2, y2) in zip(
+                        d.labels(), d.scores.tolist(), d.xyxy.tolist(), strict=True
+                    )
                 )
             elif isinstance(event, WaybillMatched) and event.waybill is not None:
                 carrier = event.waybill.carrier_code
             elif isinstance(event, ParcelScanned):
                 scanned_at = event.at_ns
-            elif isinstance(event, ParcelDecided):
-                pass
         history = self.verdicts.history(record)
         last = history[-1] if history else None
         parcel = DicosParcel(

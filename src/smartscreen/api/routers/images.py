@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 
 from smartscreen.api.deps import AnySession, Case, Service
 from smartscreen.errors import ImagingError
-from smartscreen.review.render import Layer, encode_png
+from smartscreen.review.render import Layer
 
 router = APIRouter(prefix="/api/parcels", tags=["images"])
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def get_image(
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     try:
-        scan = service.scan(case)
+        png = service.png(case, layer, draw, etag)
     except KeyError as e:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"scan of parcel {case.case_id} is not in the image store"
@@ -51,5 +51,4 @@ def get_image(
     except ImagingError as e:
         logger.error("parcel %s: cannot render scan %s: %s", case.case_id, sha[:12], e)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"scan of parcel {case.case_id}: {e}") from e
-    png = encode_png(scan, layer, service.boxes(case) if draw else ())
     return Response(content=png, media_type="image/png", headers=headers)
