@@ -52,6 +52,30 @@ def decode_rendered(data: bytes) -> RenderedScan:
         raise ImagingError(f"not a rendered scan blob: {e}") from e
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_png_render(data: bytes) -> RenderedScan:
+    """A pseudo-colour PNG as a rendered scan: the colour image only (grey attenuation estimated from
+    brightness, material unknown). Used when a parcel's raw scan cannot be rendered."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImagingError("not a decodable PNG")
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1], dtype=np.uint8)
+    grey = rgb.astype(np.float32).mean(axis=2) / 255.0
+    attenuation = (-np.log(np.clip(grey, 1e-3, 1.0))).astype(np.float32)
+    zeros = np.zeros(grey.shape, np.float32)
+    return RenderedScan(
+        rgb=rgb,
+        attenuation_high=attenuation,
+        attenuation_low=attenuation,
+        zeff=zeros,
+        material=np.zeros(grey.shape, np.uint8),
+    )
+
+
 def blob_keys(data: bytes) -> tuple[str, ...]:
     """Array names of an ``.npz`` blob; empty when the blob is not an ``.npz``."""
     if not data.startswith(b"PK"):
@@ -103,6 +127,8 @@ class ScanLoader:
             scan = decode_rendered(data)
         elif all(k in keys for k in RAW_KEYS):
             scan = self._raw_renderer(self._images.path_for(sha256))
+        elif data.startswith(PNG_SIGNATURE):
+            scan = decode_png_render(data)
         else:
             raise ImagingError(f"blob {sha256[:12]} is neither a raw nor a rendered scan")
         with self._lock:

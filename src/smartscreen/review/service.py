@@ -30,6 +30,7 @@ from smartscreen.domain.events import (
     WaybillMatched,
 )
 from smartscreen.domain.render import RenderedScan
+from smartscreen.errors import ImagingError
 from smartscreen.journal import Database, FsImageStore, Journal, ParcelQuery, ParcelRecord
 from smartscreen.review.accounts import AccountService
 from smartscreen.review.cases import CaseView, build_case, build_tip_case, image_sha
@@ -221,7 +222,15 @@ class ReviewService:
     # ---- images -----------------------------------------------------------------------------------
 
     def scan(self, resolved: ResolvedCase) -> RenderedScan:
-        return self.scans.load(resolved.image_sha256)
+        """The rendered scan; a raw scan that cannot be rendered falls back to the line's stored render."""
+        try:
+            return self.scans.load(resolved.image_sha256)
+        except ImagingError as e:
+            record = resolved.record
+            if record is None or not record.render_sha256 or record.render_sha256 == resolved.image_sha256:
+                raise
+            logger.warning("parcel %s: raw scan not renderable (%s); showing the line's render", record.parcel_id, e)
+            return self.scans.load(record.render_sha256)
 
     def png(self, resolved: ResolvedCase, layer: Layer, draw_boxes: bool, cache_key: str) -> bytes:
         """PNG of a layer; encoded images are kept in a small LRU under ``cache_key`` (the response's ETag)."""
