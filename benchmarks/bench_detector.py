@@ -155,10 +155,21 @@ def prepare_model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
 # ----------------------------------------------------------------------------- timing
 
 
-def summarise(latencies_s: list[float], images: int) -> dict[str, float]:
+def summarise(latencies_s: list[float], images: int, calls_per_pass: int) -> dict[str, float]:
+    """Throughput over all calls, per-call latency percentiles, and the fastest/median full pass.
+
+    On a shared, loaded CPU the fastest pass over the image set is the best estimate of the
+    unloaded speed; the median pass and the overall figure show what the load did.
+    """
     lat_ms = np.array(latencies_s) * 1e3
+    n_passes = len(latencies_s) // calls_per_pass
+    pass_s = np.array(latencies_s[: n_passes * calls_per_pass]).reshape(n_passes, calls_per_pass).sum(axis=1)
+    per_pass_images = images / (len(latencies_s) / calls_per_pass)
     return {
         "images_per_s": round(images / float(np.sum(latencies_s)), 2),
+        "best_pass_images_per_s": round(per_pass_images / float(pass_s.min()), 2),
+        "median_pass_images_per_s": round(per_pass_images / float(np.median(pass_s)), 2),
+        "passes": n_passes,
         "p50_ms": round(float(np.percentile(lat_ms, 50)), 2),
         "p99_ms": round(float(np.percentile(lat_ms, 99)), 2),
         "mean_ms": round(float(lat_ms.mean()), 2),
@@ -231,7 +242,7 @@ def bench_all(
 ) -> dict[str, dict[str, object]]:
     import onnxruntime as ort
 
-    from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers
+    from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers, session_options
 
     results: dict[str, dict[str, object]] = {"engine": {}, "onnxruntime": {}}
     if worker is not None:
@@ -252,11 +263,7 @@ def bench_all(
                 w = max(layouts[i].input_hw[1] for i in group)
                 calls.append(rng.random((len(group), 3, h, w), dtype=np.float32))
             tensors.append(calls)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(args.threads)  # exactly the engine's session options
         session = ort.InferenceSession(
             str(det.package.onnx_path),
             options,
@@ -306,19 +313,19 @@ def bench_all(
         shapes = sorted({tuple(int(x) for x in t.shape[1:]) for calls in tensors for t in calls})
         n_calls = sum(len(calls) for calls in tensors)
         results["engine"][str(b)] = {
-            **summarise(eng_lat, eng_n),
+            **summarise(eng_lat, eng_n, len(chunks)),
             "per_image_stage_ms": per_image,
             "detections_per_image": round(n_detections / (len(chunks) * b), 2),
             "providers_in_use": list(det.providers_in_use),
         }
         results["onnxruntime"][str(b)] = {
-            **summarise(ort_lat, ort_n),
+            **summarise(ort_lat, ort_n, len(chunks)),
             "input_shapes_chw": [list(s) for s in shapes],
             "session_runs_per_pass": n_calls,
         }
         results["engine"][str(b)]["shape_policy"] = det.shape_policy
         if worker is not None:
-            results["ultralytics"][str(b)] = summarise(ul_lat, ul_n)
+            results["ultralytics"][str(b)] = summarise(ul_lat, ul_n, len(chunks))
         print(
             f"batch {b}: "
             + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in results if str(b) in results[m]),  # type: ignore[index]
@@ -434,15 +441,16 @@ def main() -> None:
     record["results"] = results
     ratios: dict[str, dict[str, float | bool]] = {}
     for b in map(str, batches):
-        eng = results["engine"][b]["images_per_s"]  # type: ignore[index]
         cell: dict[str, float | bool] = {}
-        bare = results["onnxruntime"][b]["images_per_s"]  # type: ignore[index]
-        cell["engine_over_onnxruntime"] = round(eng / bare, 3)
-        cell["meets_0.9x_onnxruntime"] = eng >= 0.9 * bare
-        ul = results.get("ultralytics", {})
-        if isinstance(ul, dict) and b in ul:
-            cell["engine_over_ultralytics"] = round(eng / ul[b]["images_per_s"], 3)
-            cell["meets_1.3x_ultralytics"] = eng >= 1.3 * ul[b]["images_per_s"]
+        for figure in ("images_per_s", "best_pass_images_per_s"):
+            eng = results["engine"][b][figure]  # type: ignore[index]
+            bare = results["onnxruntime"][b][figure]  # type: ignore[index]
+            cell[f"engine_over_onnxruntime.{figure}"] = round(eng / bare, 3)
+            cell[f"meets_0.9x_onnxruntime.{figure}"] = eng >= 0.9 * bare
+            ul = results.get("ultralytics", {})
+            if isinstance(ul, dict) and b in ul:
+                cell[f"engine_over_ultralytics.{figure}"] = round(eng / ul[b][figure], 3)
+                cell[f"meets_1.3x_ultralytics.{figure}"] = eng >= 1.3 * ul[b][figure]
         ratios[b] = cell
     record["ratios"] = ratios
     record["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -111,6 +111,23 @@ def resolve_providers(
     return chosen
 
 
+def session_options(intra_op_threads: int = 2, inter_op_threads: int = 1, *, spin_wait: bool = False) -> Any:
+    """The ``onnxruntime.SessionOptions`` the engine uses (the benchmark's bare loop uses the same)."""
+    import onnxruntime as ort
+
+    if intra_op_threads < 1 or inter_op_threads < 1:
+        raise InferenceError(f"thread counts must be >= 1, got intra {intra_op_threads}, inter {inter_op_threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin_wait else "0")
+    return options
+
+
 def plan_batches(layouts: Sequence[Letterbox], max_batch: int, policy: ShapePolicy) -> list[list[int]]:
     """Indices of the images that run together, in order; every group has at most ``max_batch`` images."""
     if policy == "pad":
@@ -183,19 +200,21 @@ class OnnxDetector:
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
         device_id: int = 0,
+        spin_wait: bool = False,
         warmup: bool = True,
     ) -> OnnxDetector:
-        """Load ``path`` (a model package directory), build a session on the preferred provider, check, warm up."""
+        """Load ``path`` (a model package directory), build a session on the preferred provider, check, warm up.
+
+        ``spin_wait`` lets onnxruntime's worker threads busy-wait between operators. It is off by
+        default: the detector shares the CPU with the imaging chain and the other stages, and on a
+        busy machine spinning threads steal the time they need (measured: about 2x slower inference
+        under load with spinning on).
+        """
         package = load_model_package(path, check_onnx=False)
         import onnxruntime as ort
 
         provider_list = resolve_providers(list(providers), ort.get_available_providers(), device_id)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = inter_op_threads
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
+        options = session_options(intra_op_threads, inter_op_threads, spin_wait=spin_wait)
         try:
             session = ort.InferenceSession(str(package.onnx_path), options, providers=provider_list)
         except Exception as e:  # onnxruntime's own error types (missing CUDA libraries, corrupt graph)
