@@ -17,6 +17,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
@@ -155,6 +156,8 @@ class GvspReceiver:
         self._gvcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._resend_target = resend_target
         self._frames: dict[int, _Frame] = {}
+        self._closed: set[int] = set()
+        self._closed_order: deque[int] = deque()
         self._ready: dict[int, RawFrame] = {}
         self._next_deliver: int | None = None
         self._last_wire_id: int | None = None
@@ -251,8 +254,8 @@ class GvspReceiver:
         block_id = self._unwrap(wire_block)
         frame = self._frames.get(block_id)
         if frame is None:
-            if self._next_deliver is not None and block_id < self._next_deliver:
-                st.packets_late += 1
+            if (self._next_deliver is not None and block_id < self._next_deliver) or block_id in self._closed:
+                st.packets_late += 1  # a straggler (duplicate or late resend) of a frame already closed
                 return
             frame = self._open_frame(block_id, now)
             if block_id == self._newest:
@@ -317,9 +320,7 @@ class GvspReceiver:
                 if gap <= 64 and self.timing.enabled:
                     # whole blocks missing: open them so their packets get requested
                     for missing in range(previous + 1, block_id):
-                        if missing not in self._frames and (
-                            self._next_deliver is None or missing >= self._next_deliver
-                        ):
+                        if missing not in self._frames and missing not in self._closed:
                             f = _Frame(
                                 missing,
                                 bytearray(self.n_data_max * self.dpp),
@@ -407,6 +408,10 @@ class GvspReceiver:
 
     def _close(self, frame: _Frame, complete: bool) -> None:
         self._frames.pop(frame.block_id, None)
+        self._closed.add(frame.block_id)
+        self._closed_order.append(frame.block_id)
+        if len(self._closed_order) > 4096:
+            self._closed.discard(self._closed_order.popleft())
         ok = np.frombuffer(bytes(frame.got[: frame.n_packets]), dtype=np.uint8).astype(bool)
         if not complete:
             complete = bool(frame.trailer_seen and ok.all())
@@ -435,25 +440,19 @@ class GvspReceiver:
         self._deliver()
 
     def _deliver(self) -> None:
-        while self._next_deliver is not None:
-            if self._next_deliver in self._ready:
-                raw = self._ready.pop(self._next_deliver)
-                self._next_deliver += 1
-                if raw.payload.size == 0:
-                    continue
-                try:
-                    self._queue.put_nowait(raw)
-                except queue.Full:
-                    self.stats.frames_dropped_queue_full += 1
-                continue
-            if self._next_deliver in self._frames:
+        """Hand closed frames out in block order: the oldest closed frame goes once no older frame is open."""
+        while self._ready:
+            first = min(self._ready)
+            if self._frames and min(self._frames) < first:
                 return
-            # a block ID that was never opened (gap too large): skip it
-            behind = self._ready or (self._newest is not None and self._next_deliver < self._newest)
-            if behind and (not self._frames or min(self._frames) > self._next_deliver):
-                self._next_deliver += 1
+            raw = self._ready.pop(first)
+            self._next_deliver = first + 1
+            if raw.payload.size == 0:
                 continue
-            return
+            try:
+                self._queue.put_nowait(raw)
+            except queue.Full:
+                self.stats.frames_dropped_queue_full += 1
 
 
 @dataclass(slots=True)

@@ -42,7 +42,10 @@ def scan_lines(blocks: list[LineBlock]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def assert_lines_match_plan(blocks: list[LineBlock], plan: BeltPlan, complete: bool = True) -> np.ndarray:
     idx, high, low, enc = scan_lines(blocks)
-    assert np.all(np.diff(idx) > 0), "lines must come in order, without duplicates"
+    bad = np.flatnonzero(np.diff(idx) <= 0)
+    assert bad.size == 0, (
+        f"lines must come in order, without duplicates: {[(int(idx[i]), int(idx[i + 1])) for i in bad[:5]]}"
+    )
     ref_high, ref_low = plan.lines(0, plan.n_lines)
     np.testing.assert_array_equal(high, ref_high[idx])
     np.testing.assert_array_equal(low, ref_low[idx])
@@ -133,6 +136,22 @@ def test_twenty_percent_loss_reports_incomplete_frames_without_inventing_lines()
     assert src.frames_incomplete > 0 and src.packets_lost > 0
     assert len(idx) < plan.n_lines
     assert lstats.lines_lost > 0
+
+
+@pytest.mark.slow
+def test_twenty_percent_loss_with_default_resend_policy_accounts_for_every_frame() -> None:
+    plan = small_plan(n_parcels=3, seed=2)
+    faults = FaultConfig(loss=0.2, reorder=0.05, duplicate=0.05, seed=12)
+    with ScannerEmulator(plan, faults=faults) as emu, GigeLineSource(emu.url, packet_size=1500) as src:
+        blocks = collect(src)
+        stats = src.receiver_stats
+        sent = emu.counters.blocks_sent
+    assert_lines_match_plan(blocks, plan, complete=False)  # whatever arrived is exact, in order
+    assert stats.frames_complete + stats.frames_incomplete + stats.frames_lost == sent  # every frame accounted
+    assert stats.resend_requests > 0
+    # lines that did not arrive are exactly those the source reports lost
+    idx, _, _, _ = scan_lines(blocks)
+    assert plan.n_lines - len(idx) == src.stats.lines_lost
 
 
 def test_whole_lost_block_recovered_by_resend(plan: BeltPlan) -> None:
