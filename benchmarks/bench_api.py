@@ -53,7 +53,15 @@ def _serve(journal_url: str, image_dir: str, port: int, nice: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def _writer(journal_url: str, image_dir: str, rate: float, stop: mp.Event, out: mp.Queue, blob: bytes) -> None:  # type: ignore[type-arg]
+def _writer(
+    journal_url: str,
+    image_dir: str,
+    rate: float,
+    ready: mp.Event,
+    stop: mp.Event,
+    out: mp.Queue,
+    blob: bytes,  # type: ignore[type-arg]
+) -> None:
     """A line: appends parcels event by event at ``rate`` parcels/s; reports each append's latency."""
     from smartscreen.journal import Database, FsImageStore, Journal
     from tests.api.helpers import parcel_events
@@ -61,6 +69,7 @@ def _writer(journal_url: str, image_dir: str, rate: float, stop: mp.Event, out: 
     journal = Journal(Database.open(journal_url))
     images = FsImageStore(Path(image_dir))
     sha = images.put(blob)
+    ready.set()
     latencies: list[float] = []
     lags: list[float] = []
     n = 0
@@ -137,11 +146,12 @@ def _phase(
     journal_url: str, image_dir: str, args: argparse.Namespace, blob: bytes, load: tuple[object, ...] | None
 ) -> dict[str, object]:
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
+    stop, ready = ctx.Event(), ctx.Event()
     out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    writer = ctx.Process(target=_writer, args=(journal_url, image_dir, args.parcels_per_s, stop, out, blob))
+    writer = ctx.Process(target=_writer, args=(journal_url, image_dir, args.parcels_per_s, ready, stop, out, blob))
     writer.start()
-    time.sleep(1.0)  # writer warm-up (imports, first transaction)
+    ready.wait(60)  # the writer has imported everything and opened the journal
+    started = time.monotonic()
     result: dict[str, object] = {}
     if load is not None:
         results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
@@ -154,10 +164,13 @@ def _phase(
     else:
         time.sleep(args.seconds)
     stop.set()
+    duration_s = time.monotonic() - started
     n, latencies, lags = out.get(timeout=60)
     writer.join(30)
     result["writer"] = {
+        "seconds": round(duration_s, 1),
         "parcels": n,
+        "parcels_expected": int(duration_s * args.parcels_per_s),
         "events": len(latencies),
         "append_p50_ms": round(_pct(latencies, 50) or 0, 2),
         "append_p99_ms": round(_pct(latencies, 99) or 0, 2),
@@ -171,12 +184,13 @@ def _phase(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each phase")
+    parser.add_argument("--seconds", type=float, default=6.0, help="duration of each phase")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument("--max-requests", type=int, default=20_000, help="cap on requests per phase")
     parser.add_argument("--parcels", type=int, default=40, help="parcels in the journal before the run")
     parser.add_argument("--parcels-per-s", type=float, default=6.0, help="writer rate (3 lines at 2 parcels/s)")
     parser.add_argument("--channels", type=int, default=512, help="detector channels of the simulated scans")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of the three phases, interleaved")
     parser.add_argument("--api-nice", type=int, default=10, help="niceness of the API server and of the clients")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "api.json")
     args = parser.parse_args()
@@ -225,30 +239,31 @@ def main() -> int:
         queue_paths = ["/api/queue?limit=50", "/api/queue?limit=50&line=L1", "/api/queue?limit=50&class=knife"]
         image_paths = [f"/api/parcels/{pid}/images/pseudo.png" for pid in ids]
         try:
-            phases = {
-                "writer_alone": _phase(journal_url, image_dir, args, blobs[0], None),
-                "writer_with_queue_load": _phase(
-                    journal_url,
-                    image_dir,
-                    args,
-                    blobs[0],
-                    (url, token, queue_paths, args.clients),
-                ),
-                "writer_with_image_load": _phase(
-                    journal_url,
-                    image_dir,
-                    args,
-                    blobs[0],
-                    (url, token, image_paths, args.clients),
-                ),
+            phases: dict[str, list[dict[str, object]]] = {
+                "writer_alone": [],
+                "writer_with_queue_load": [],
+                "writer_with_image_load": [],
             }
+            for _ in range(args.repeat):  # interleaved, so background load on the machine hits every phase alike
+                phases["writer_alone"].append(_phase(journal_url, image_dir, args, blobs[0], None))
+                phases["writer_with_queue_load"].append(
+                    _phase(journal_url, image_dir, args, blobs[0], (url, token, queue_paths, args.clients))
+                )
+                phases["writer_with_image_load"].append(
+                    _phase(journal_url, image_dir, args, blobs[0], (url, token, image_paths, args.clients))
+                )
         finally:
             server.terminate()
             server.join(10)
     result = {
         "benchmark": "review API on loopback while a line writes to the same SQLite journal",
         "command": "python benchmarks/bench_api.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "phases": phases,
         "note": "image requests render PNGs from raw scans (imaging chain; LRU of 32 rendered scans), no client cache",

@@ -49,9 +49,9 @@ _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
 def _transmission_grey(attenuation: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """Grey image of transmission exp(-attenuation), square-root stretched: air white, dense dark."""
+    """Grey image of transmission exp(-attenuation), linear: air white, dense dark (like a single-energy view)."""
     transmission = np.exp(-np.clip(attenuation, 0.0, 20.0))
-    return np.asarray(np.clip(np.sqrt(transmission) * 255.0 + 0.5, 0, 255), dtype=np.uint8)
+    return np.asarray(np.clip(transmission * 255.0 + 0.5, 0, 255), dtype=np.uint8)
 
 
 def _material_rgb(material: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
