@@ -118,7 +118,7 @@ def test_write_refuses_a_mismatching_class_list_and_leaves_nothing(tmp_path: Pat
     onnx_file = build_tiny_onnx(tmp_path / "m.onnx", n_classes=3)
     with pytest.raises(ModelPackageError, match="nc=15"):
         write_model_package(tmp_path / "pkg", onnx_file, name="m", version="1")
-    assert not (tmp_path / "pkg").exists()
+    assert not (tmp_path / "pkg" / "model.yaml").exists()
     pkg = write_model_package(
         tmp_path / "pkg",
         onnx_file,
@@ -128,15 +128,31 @@ def test_write_refuses_a_mismatching_class_list_and_leaves_nothing(tmp_path: Pat
         training=TrainingInfo(data_description="d", epochs=1),
     )
     assert pkg.manifest.training is not None and pkg.manifest.training.epochs == 1
+    (tmp_path / "pkg" / "MODEL_CARD.md").write_text("card")
     with pytest.raises(ModelPackageError, match="overwrite"):
         write_model_package(tmp_path / "pkg", onnx_file, name="m", version="2", class_names=("a", "b", "c"))
     again = write_model_package(
         tmp_path / "pkg", onnx_file, name="m", version="2", class_names=("a", "b", "c"), overwrite=True
     )
     assert again.manifest.version == "2"
+    assert (tmp_path / "pkg" / "MODEL_CARD.md").read_text() == "card"  # other files are kept
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == ["MODEL_CARD.md", "model.onnx", "model.yaml"]
 
 
 def test_manifest_yaml_round_trip(tiny_package: ModelPackage) -> None:
     text = tiny_package.manifest_path.read_text()
     assert parse_manifest(text) == tiny_package.manifest
     assert isinstance(tiny_package.manifest, ModelManifest)
+
+
+def test_update_rewrites_only_the_given_fields(package_copy: Path) -> None:
+    from smartscreen.detection.package import Metrics, update_model_package
+
+    before = load_model_package(package_copy).manifest
+    updated = update_model_package(package_copy, metrics=Metrics(dataset="synth-val", map50=0.8), version="0.2.0")
+    after = load_model_package(package_copy).manifest
+    assert after == updated.manifest
+    assert after.metrics is not None and after.metrics.map50 == 0.8 and after.version == "0.2.0"
+    assert after.input == before.input and after.crop == before.crop and after.sha256 == before.sha256
+    with pytest.raises(ModelPackageError, match="per_class_ap50"):
+        update_model_package(package_copy, metrics=Metrics(dataset="d", per_class_ap50={"unicorn": 0.5}))

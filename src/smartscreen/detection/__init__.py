@@ -17,6 +17,7 @@ from smartscreen.detection.package import (
     OutputSpec,
     TrainingInfo,
     load_model_package,
+    update_model_package,
     write_model_package,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "OutputSpec",
     "TrainingInfo",
     "load_model_package",
+    "update_model_package",
     "write_model_package",
 ]

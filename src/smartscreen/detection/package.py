@@ -481,15 +481,19 @@ def write_model_package(
 
     Input/output names, dtype and which axes are dynamic are read from the ONNX
     graph itself, so the manifest cannot contradict it; the result is re-loaded
-    with full validation before it is returned. The files are written to a
-    temporary directory first and moved into place, so a crash leaves no half package.
+    before it is returned. Only ``model.onnx`` and ``model.yaml`` are written (other
+    files in the directory, e.g. a model card or a training recipe, are kept); each is
+    written to a temporary file first and renamed into place.
     """
     directory = Path(directory)
     onnx_source = Path(onnx_source)
     if not onnx_source.is_file():
         raise ModelPackageError(f"ONNX file {onnx_source} does not exist")
-    if directory.exists() and any(directory.iterdir()) and not overwrite:
-        raise ModelPackageError(f"{directory} already exists and is not empty; pass overwrite=True to replace it")
+    existing = [name for name in (ONNX_FILE, MANIFEST_FILE) if (directory / name).exists()]
+    if existing and not overwrite:
+        raise ModelPackageError(
+            f"{directory} already holds {' and '.join(existing)}; pass overwrite=True to replace the package"
+        )
     probe = open_probe_session(onnx_source)
     inputs, outputs = session_signature(probe)
     if len(inputs) != 1:
@@ -527,15 +531,49 @@ def write_model_package(
         sha256=sha256_file(onnx_source),
     )
     check_session(manifest, probe, source=str(onnx_source))
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
     try:
         shutil.copyfile(onnx_source, staging / ONNX_FILE)
         (staging / MANIFEST_FILE).write_text(manifest_to_yaml(manifest), encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
-    except BaseException:
+        # model.yaml goes last: a crash in between leaves a hash mismatch that load_model_package reports
+        (staging / ONNX_FILE).replace(directory / ONNX_FILE)
+        (staging / MANIFEST_FILE).replace(directory / MANIFEST_FILE)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return load_model_package(directory, check_onnx=False)
+
+
+def update_model_package(
+    directory: Path | str,
+    *,
+    metrics: Metrics | None = None,
+    training: TrainingInfo | None = None,
+    nms: NmsDefaults | None = None,
+    description: str | None = None,
+    version: str | None = None,
+) -> ModelPackage:
+    """Rewrite only ``model.yaml`` of an existing package with the given fields replaced (e.g. new metrics).
+
+    Everything else in the manifest (input spec, crop, class names, sha256) and every other
+    file are kept; the result is validated before it replaces the old ``model.yaml``.
+    """
+    package = load_model_package(directory, check_onnx=False)
+    data = package.manifest.model_dump(mode="json")
+    for key, value in (
+        ("metrics", metrics),
+        ("training", training),
+        ("nms", nms),
+        ("description", description),
+        ("version", version),
+    ):
+        if value is not None:
+            data[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    try:
+        manifest = ModelManifest.model_validate(data)
+    except ValidationError as e:
+        raise ModelPackageError(f"updated manifest for {package.directory} is invalid: {e}") from e
+    tmp = package.manifest_path.with_name(f".{MANIFEST_FILE}.tmp")
+    tmp.write_text(manifest_to_yaml(manifest), encoding="utf-8")
+    tmp.replace(package.manifest_path)
+    return ModelPackage(directory=package.directory, manifest=manifest)
