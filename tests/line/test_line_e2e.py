@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smartscreen.domain import GateAcknowledged, ReasonCode, Route
+from smartscreen.domain import GateAcknowledged, ReasonCode, Route, WaybillMatched
 from smartscreen.journal import Journal
 from smartscreen.runtime import ScreeningCentre
 from tests.line.helpers import belt, config, decisions_and_commands, wait_until, write_waybills
@@ -52,6 +52,12 @@ def test_threats_rejected_clean_cleared_one_command_each_via_io_board(tmp_path: 
         assert (tmp_path / "images").exists() and any((tmp_path / "images").rglob("*"))
         events = [e for _, e in journal.events_for("L1-1")]
         assert any(isinstance(e, GateAcknowledged) and e.accepted for e in events)
+        matched = [e for e in events if isinstance(e, WaybillMatched)]
+        assert matched and matched[0].found and matched[0].waybill is not None
+        # personal data is stored masked (GB/T 41833-2022), never in clear
+        payloads = " ".join(str(row[0]) for row in journal.db.query("SELECT payload FROM journal_events", ()))
+        assert "13800001111" not in payloads and "测试人" not in payloads
+        assert matched[0].waybill.pii.sender_phone.endswith("1111")
     finally:
         journal.close()
 

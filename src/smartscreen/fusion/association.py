@@ -59,7 +59,7 @@ class BarcodeAssociator:
         window_mm: float,
         mm_per_count: float,
         horizon_mm: float = 20_000.0,
-        duplicate_window_mm: float = 3_000.0,
+        duplicate_window_mm: float = 2_000.0,
         recent_codes: int = 4096,
     ) -> None:
         if window_mm <= 0 or mm_per_count <= 0 or barcode_to_scanner_mm < 0:
