@@ -187,3 +187,30 @@ def test_every_palette_keeps_hue_meaning(default_scanner) -> None:  # type: igno
         assert organic < 65, (palette.name, hues)
         assert 65 <= inorganic <= 155, (palette.name, hues)
         assert metal >= 180, (palette.name, hues)
+
+
+def test_workers_give_the_same_files(tmp_path: Path) -> None:
+    for run, workers in (("one", "1"), ("two", "2")):
+        args = [
+            "synth",
+            "--out",
+            str(tmp_path / run),
+            "--count",
+            "3",
+            "--seed",
+            "9",
+            "--no-progress",
+            "--workers",
+            workers,
+        ]
+        assert main(args) == 0
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+
+
+def test_scanner_params_from_line_geometry_config() -> None:
+    from smartscreen.config import ScannerGeometryConfig
+
+    geometry = ScannerGeometryConfig(channels=768, channel_pitch_mm=0.8, line_pitch_mm=0.8, kvp=140)
+    params = ScannerParams.from_geometry(geometry, belt_speed_mm_s=2500.0)
+    assert (params.channels, params.kvp, params.line_pitch_mm, params.belt_speed_mm_s) == (768, 140.0, 0.8, 2500.0)
+    assert params.line_rate_hz == pytest.approx(3125.0)

@@ -1,4 +1,4 @@
-"""``smartscreen synth --out DIR --count N --seed S [--recipe FILE] [--split NAME]``."""
+"""``smartscreen synth --out DIR --count N --seed S [--recipe FILE] [--split NAME] [--workers K]``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--recipe", type=Path, default=None, help="recipe YAML (datasets/synth-*.yaml); default: built-in"
     )
     parser.add_argument("--split", default=None, help="split name recorded in the metadata (overrides the recipe)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (output is identical for any count)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -28,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     recipe = load_recipe(args.recipe) if args.recipe else Recipe()
-    ids = write_dataset(args.out, args.count, args.seed, recipe, split=args.split, progress=not args.no_progress)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    ids = write_dataset(
+        args.out, args.count, args.seed, recipe, split=args.split, progress=not args.no_progress, workers=args.workers
+    )
     print(
         f"wrote {len(ids)} parcel(s) to {args.out} (recipe {recipe.name}, seed {args.seed}); data.yaml at {args.out / 'data.yaml'}"
     )

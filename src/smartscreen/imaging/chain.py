@@ -16,6 +16,7 @@ from smartscreen.errors import CalibrationError
 from smartscreen.imaging.calibration import CalibratedScan, Calibration, calibrate
 from smartscreen.imaging.lut import MaterialLut
 from smartscreen.imaging.palette import DEFAULT_PALETTE, Palette
+from smartscreen.imaging.rawio import RawScan
 from smartscreen.imaging.render import render
 from smartscreen.imaging.scanner import ScannerParams
 
@@ -40,6 +41,11 @@ class ImagingChain:
         self.palette = palette
         self.calibration = calibration
         palette.table()  # build the colour table now, not on the first parcel
+
+    @classmethod
+    def for_raw_scan(cls, raw: RawScan, palette: Palette = DEFAULT_PALETTE) -> ImagingChain:
+        """A chain for a stored scan: its own spectrum (from ``meta``) and calibration references."""
+        return cls(raw.scanner_params(), raw.calibration, palette)
 
     def set_calibration(self, calibration: Calibration) -> None:
         self.calibration = calibration

@@ -40,6 +40,7 @@ class Palette:
         value_floor: darkest value of a penetrated pixel.
         background_rgb, impenetrable_rgb: air and "too dense" colours.
         low_weight: brightness uses ``m = exp(-(w * a_L + (1 - w) * a_H))``; 0.5 is the geometric mean of T_L and T_H.
+        edge_gain: unsharp-mask gain on the brightness channel (vendor edge enhancement: thin dark outlines).
     """
 
     name: str = "standard"
@@ -55,6 +56,7 @@ class Palette:
     background_rgb: tuple[int, int, int] = (255, 255, 255)
     impenetrable_rgb: tuple[int, int, int] = (0, 0, 0)
     low_weight: float = 0.5
+    edge_gain: float = 0.0
 
     def __post_init__(self) -> None:
         organic, inorganic, metal = self.hues_deg
@@ -90,6 +92,7 @@ PALETTES: dict[str, Palette] = {
             gamma=0.9,
             background_rgb=(250, 250, 250),
             low_weight=0.35,
+            edge_gain=0.6,
         ),
         # pale yellow-olive organics, cyan-blue metal, soft contrast (subway-style scanners)
         Palette(
@@ -102,6 +105,20 @@ PALETTES: dict[str, Palette] = {
             value_floor=0.08,
             background_rgb=(252, 252, 246),
             low_weight=0.3,
+            edge_gain=0.3,
+        ),
+        # muted: tan/olive organics, grey-green inorganics, navy metal, light rendering (subway/airport style)
+        Palette(
+            name="muted",
+            hues_deg=(38.0, 105.0, 218.0),
+            saturation=(0.45, 0.5, 0.65),
+            saturation_power=2.0,
+            value_power=1.6,
+            gamma=1.0,
+            value_floor=0.05,
+            background_rgb=(250, 250, 248),
+            low_weight=0.3,
+            edge_gain=0.5,
         ),
         # high-contrast with green inorganics and violet-blue metals
         Palette(
@@ -114,6 +131,7 @@ PALETTES: dict[str, Palette] = {
             background_rgb=(246, 248, 250),
             impenetrable_rgb=(10, 10, 20),
             low_weight=0.4,
+            edge_gain=1.0,
         ),
     )
 }
@@ -146,6 +164,7 @@ def random_palette(rng: np.random.Generator, jitter: float = 1.0) -> Palette:
         gamma=j(base.gamma, 0.2, 0.6, 1.6),
         background_rgb=(255 - tint, 255 - tint, 255 - int(rng.integers(0, 10))),
         low_weight=j(base.low_weight, 0.15, 0.2, 0.6),
+        edge_gain=j(base.edge_gain, 0.6, 0.0, 1.5),
     )
 
 

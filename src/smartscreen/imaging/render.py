@@ -122,6 +122,10 @@ def render_pseudocolour(
     # thin, low-contrast regions: light 3x3 denoising of the brightness (as scanner displays do); dense edges stay sharp
     smooth = np.asarray(cv2.GaussianBlur(fused, (3, 3), 0, borderType=cv2.BORDER_REPLICATE), dtype=np.float32)
     np.copyto(fused, smooth, where=smooth < np.float32(0.4 * _FUSED_SCALE))
+    if palette.edge_gain > 0:
+        # vendor-style edge enhancement (unsharp mask): thin dark outlines on the dense side of edges
+        base = np.asarray(cv2.GaussianBlur(fused, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE), dtype=np.float32)
+        fused += (fused - base) * np.float32(palette.edge_gain)
     np.clip(fused, 0, _FUSED_STEPS - 1, out=fused)
     index = codes.astype(np.int32)
     index <<= 8  # * M_BINS

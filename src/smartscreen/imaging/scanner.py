@@ -110,6 +110,27 @@ class ScannerParams:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
+    def from_geometry(
+        cls, geometry: Any, belt_speed_mm_s: float | None = None, scanner_id: str = "line", **overrides: Any
+    ) -> ScannerParams:
+        """Parameters from a line's ``ScannerGeometryConfig`` (channels, pitches, kVp) and belt speed.
+
+        Use the same call on both ends (emulated scanner and imaging chain) so the material LUT
+        matches the spectrum the scans were taken with.
+        """
+        values: dict[str, Any] = {
+            "channels": int(geometry.channels),
+            "channel_pitch_mm": float(geometry.channel_pitch_mm),
+            "line_pitch_mm": float(geometry.line_pitch_mm),
+            "kvp": float(geometry.kvp),
+            "scanner_id": scanner_id,
+        }
+        if belt_speed_mm_s is not None:
+            values["belt_speed_mm_s"] = float(belt_speed_mm_s)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> ScannerParams:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in meta.items() if k in names})
@@ -132,6 +153,7 @@ class ScannerRandomisation:
     bad_pixel_fraction: tuple[float, float] = (0.002, 0.002)
     psf_sigma_px: tuple[float, float] = (0.45, 0.45)
     magnification: tuple[float, float] = (1.3, 1.3)
+    belt_speed_mm_s: tuple[float, float] | None = None  # None: keep the base scanner's speed
     kvp_step: float = 10.0  # kVp is drawn on this grid so material LUTs can be cached
 
     def draw(self, base: ScannerParams, rng: np.random.Generator) -> ScannerParams:
@@ -158,4 +180,5 @@ class ScannerRandomisation:
             bad_pixel_fraction=uniform(self.bad_pixel_fraction),
             psf_sigma_px=uniform(self.psf_sigma_px),
             magnification=uniform(self.magnification),
+            belt_speed_mm_s=uniform(self.belt_speed_mm_s) if self.belt_speed_mm_s else base.belt_speed_mm_s,
         )

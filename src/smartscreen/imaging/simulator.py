@@ -337,6 +337,12 @@ class ParcelSimulator:
                     canvas, centre, rng
                 )
             )
+            for _ in range(int(rng.integers(1, 9))):  # zipper pulls: small steel tabs, as on every real bag
+                u, v = zip_path[int(rng.integers(len(zip_path)))]
+                a = float(rng.uniform(-math.pi, math.pi))
+                tab = rounded_rect(float(rng.uniform(12, 30)), float(rng.uniform(5, 10)), 2)
+                pull = ObjectModel("zipper_pull", [Plate("steel", tab, float(rng.uniform(0.8, 1.6)))])
+                clutter.append((pull, Pose(float(u), float(v), a, 1.0)))
             for _ in range(int(rng.integers(0, 5))):
                 u, v = rng.uniform(-length / 2, length / 2), rng.uniform(-width / 2, width / 2)
                 buckle = ObjectModel(

@@ -14,7 +14,6 @@ Every file is a pure function of (recipe, seed, index): byte-identical across ru
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,7 +63,7 @@ class ScannerRecipe(_Strict):
     bad_pixel_fraction: Range = (0.002, 0.002)
     psf_sigma_px: Range = (0.45, 0.45)
     magnification: Range = (1.3, 1.3)
-    belt_speed_mm_s: float = Field(default=2500.0, gt=0)
+    belt_speed_mm_s: Range = (2500.0, 2500.0)
     tube_current_ma: float = Field(default=8.0, gt=0)
     bit_depth: int = Field(default=16, ge=12, le=16)
     scanner_id: str = "sim"
@@ -81,7 +80,15 @@ class ScannerRecipe(_Strict):
         "bad_pixel_fraction",
         "psf_sigma_px",
         "magnification",
+        "belt_speed_mm_s",
     )(_check_range)
+
+    @field_validator("belt_speed_mm_s")
+    @classmethod
+    def _positive_speed(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] <= 0:
+            raise ValueError("belt speed must be positive")
+        return value
 
     def randomisation(self) -> ScannerRandomisation:
         return ScannerRandomisation(
@@ -98,12 +105,13 @@ class ScannerRecipe(_Strict):
             bad_pixel_fraction=self.bad_pixel_fraction,
             psf_sigma_px=self.psf_sigma_px,
             magnification=self.magnification,
+            belt_speed_mm_s=self.belt_speed_mm_s,
         )
 
     def base(self) -> ScannerParams:
         return ScannerParams(
             scanner_id=self.scanner_id,
-            belt_speed_mm_s=self.belt_speed_mm_s,
+            belt_speed_mm_s=self.belt_speed_mm_s[0],
             tube_current_ma=self.tube_current_ma,
             bit_depth=self.bit_depth,
         )
@@ -276,7 +284,13 @@ def _palette_meta(palette: Palette) -> dict[str, Any]:
 
 
 def write_dataset(
-    out_dir: Path | str, count: int, seed: int, recipe: Recipe, split: str | None = None, progress: bool = True
+    out_dir: Path | str,
+    count: int,
+    seed: int,
+    recipe: Recipe,
+    split: str | None = None,
+    progress: bool = True,
+    workers: int = 1,
 ) -> list[str]:
     """Write ``count`` parcels and ``data.yaml`` under ``out_dir`` (see module docstring)."""
     from tqdm import tqdm
@@ -289,26 +303,50 @@ def write_dataset(
     for sub in ("images", "labels", "raw", "meta"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     ids: list[str] = []
-    iterator: Iterator[int] = iter(range(count))
-    bar = tqdm(iterator, total=count, desc=f"synth {recipe.name}", unit="parcel", disable=not progress)
-    for index in bar:
-        item = synth_one(recipe, seed, index)
-        pid = item.parcel_id
-        (out / "images" / f"{pid}.png").write_bytes(item.png)
-        (out / "labels" / f"{pid}.txt").write_text(item.label, encoding="utf-8")
-        (out / "meta" / f"{pid}.json").write_text(
-            json.dumps(item.meta, sort_keys=True, indent=1) + "\n", encoding="utf-8"
-        )
-        write_raw_scan(
-            out / "raw" / f"{pid}.npz",
-            item.parcel.high,
-            item.parcel.low,
-            item.calibration,
-            raw_meta(item.params, parcel_id=pid),
-        )
-        ids.append(pid)
+    bar = tqdm(total=count, desc=f"synth {recipe.name}", unit="parcel", disable=not progress)
+    tasks = [(recipe, seed, i) for i in range(count)]
+    if workers > 1 and count > 1:
+        import multiprocessing
+        import os
+
+        # spawn, not fork: forking a process whose BLAS/OpenCV threads hold locks can deadlock the child;
+        # each worker runs single-threaded (the environment is inherited at spawn)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+            for item in pool.imap(_synth_task, tasks, chunksize=1):
+                ids.append(_write_parcel(out, item))
+                bar.update(1)
+    else:
+        for task in tasks:
+            ids.append(_write_parcel(out, _synth_task(task)))
+            bar.update(1)
+    bar.close()
     write_data_yaml(out)
     return ids
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _synth_task(task: tuple[Recipe, int, int]) -> SynthParcel:
+    return synth_one(*task)
+
+
+def _write_parcel(out: Path, item: SynthParcel) -> str:
+    pid = item.parcel_id
+    (out / "images" / f"{pid}.png").write_bytes(item.png)
+    (out / "labels" / f"{pid}.txt").write_text(item.label, encoding="utf-8")
+    (out / "meta" / f"{pid}.json").write_text(json.dumps(item.meta, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    write_raw_scan(
+        out / "raw" / f"{pid}.npz",
+        item.parcel.high,
+        item.parcel.low,
+        item.calibration,
+        raw_meta(item.params, parcel_id=pid),
+    )
+    return pid
 
 
 def write_data_yaml(out_dir: Path) -> None:
