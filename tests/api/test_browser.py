@@ -96,6 +96,19 @@ def test_review_three_parcels_by_keyboard(served: tuple[str, Env], tmp_path: Pat
             expect(page.locator("#case-head")).to_contain_text(env.parcels[2])
             page.keyboard.press("3")
             expect(page.locator("#queue li")).to_have_count(1)
+            # threat image projection: the supervisor enables it for op1; the next verdict brings a TIP case
+            env.service.tip.configure("op1", enabled=True, probability=1.0, by="sup1")
+            expect(page.locator("#case-head")).to_contain_text(env.parcels[3])
+            page.keyboard.press("f")
+            expect(page.locator("#case-head")).not_to_contain_text(env.parcels[3])
+            expect(page.locator("#queue li")).to_have_count(1)  # the TIP case, shown like any parcel
+            tip_id = env.service.tip.pending_for("op1")[0].case_id
+            expect(page.locator("#case-head")).to_contain_text(tip_id)
+            page.keyboard.press("t")
+            expect(page.locator("#banner")).to_contain_text("threat image projection test")
+            expect(page.locator("#tip-box")).to_be_visible()
+            if os.environ.get("SMARTSCREEN_SCREENSHOT_DIR"):
+                page.screenshot(path=os.path.join(os.environ["SMARTSCREEN_SCREENSHOT_DIR"], "tip.png"))
             if os.environ.get("SMARTSCREEN_SCREENSHOT_DIR"):
                 page.screenshot(path=os.path.join(os.environ["SMARTSCREEN_SCREENSHOT_DIR"], "review.png"))
             assert errors == []
@@ -106,4 +119,7 @@ def test_review_three_parcels_by_keyboard(served: tuple[str, Env], tmp_path: Pat
     assert stored[env.parcels[0]][0][1].boxes[0].class_name == "knife"  # the detector's box, confirmed
     assert [v.kind for _, v in stored[env.parcels[1]]] == [VerdictKind.FALSE_ALARM]
     assert [v.kind for _, v in stored[env.parcels[2]]] == [VerdictKind.NEEDS_OPENING]
-    assert stored[env.parcels[3]] == []
+    assert [v.kind for _, v in stored[env.parcels[3]]] == [VerdictKind.FALSE_ALARM]
+    tip = env.service.tip.event(tip_id)
+    assert tip is not None and tip.outcome.value == "hit" and tip.response_ms is not None
+    assert env.service.journal.events_for(tip_id) == []

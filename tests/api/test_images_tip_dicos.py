@@ -93,7 +93,9 @@ def test_tip_shows_a_projected_threat_as_a_normal_case_and_never_touches_the_rea
     assert env.client.get(f"/api/parcels/{tip_id}", headers=env.auth("op2")).status_code == 404
     assert env.client.get(f"/api/parcels/{tip_id}", headers=env.auth("sup1")).status_code == 404
     case = env.client.get(f"/api/parcels/{tip_id}", headers=env.auth("op1")).json()
-    assert case["detections"] == [] and case["waybill"] is None and case["verdicts"] == []
+    assert case["detections"] == [] and case["verdicts"] == []
+    assert case["waybill"]["tracking_no"] == env.service.journal.parcel("L1-2000").tracking_no  # type: ignore[union-attr]
+    assert 15 <= case["waited_s"] <= 120  # not a tell-tale 0 s
     tip_png = _png(env.client.get(f"/api/parcels/{tip_id}/images/pseudo.png", headers=env.auth("op1")).content)
     # the projection was done in material space on the clean parcel's raw scan: same size, different content
     event = env.service.tip.event(tip_id)

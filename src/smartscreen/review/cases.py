@@ -7,6 +7,7 @@ API never depends on how it was stored). TIP cases look like any other case.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 from smartscreen.domain.decision import Route
@@ -211,13 +212,33 @@ def build_case(record: ParcelRecord, events: list[tuple[int, ParcelEvent]], verd
     )
 
 
-def build_tip_case(tip: TipEvent, source: ParcelRecord | None, shape_hw: tuple[int, int] | None) -> CaseView:
-    """A TIP case as the operator sees it before judging: a parcel routed to review, nothing else."""
+def tip_shown_entered_ns(tip: TipEvent) -> int:
+    """When a TIP case claims its parcel entered: 15-90 s before the projection (fixed per case), so
+    its waiting time looks like that of the alarms around it rather than a tell-tale 0 s."""
+    offset_s = 15 + int(hashlib.sha256(tip.case_id.encode()).hexdigest()[:8], 16) % 76
+    return tip.projected_at_ns - offset_s * 1_000_000_000
+
+
+def build_tip_case(
+    tip: TipEvent,
+    source: ParcelRecord | None,
+    source_events: list[tuple[int, ParcelEvent]],
+) -> CaseView:
+    """A TIP case as the operator sees it before judging: the clean parcel's own context (masked
+    waybill, scan facts) routed to review, with no detector result, like a waybill-only alarm."""
+    shape_hw: tuple[int, int] | None = None
+    waybill: WaybillView | None = None
+    for _, event in source_events:
+        if isinstance(event, ParcelScanned):
+            shape_hw = event.shape_hw
+        elif isinstance(event, WaybillMatched) and event.waybill is not None:
+            waybill = waybill_view(event.waybill)
+    entered = tip_shown_entered_ns(tip)
     return CaseView(
         case_id=tip.case_id,
         centre_id=tip.centre_id,
         line_id=tip.line_id,
-        tracking_no="",
+        tracking_no=source.tracking_no if source else "",
         barcode_outcome=source.barcode_outcome if source else "",
         route=Route.REVIEW.value,
         fail_closed=False,
@@ -227,11 +248,11 @@ def build_tip_case(tip: TipEvent, source: ParcelRecord | None, shape_hw: tuple[i
         detections=(),
         model_id="",
         detector_error="",
-        waybill=None,
+        waybill=waybill,
         gate_status="acknowledged",
         scan_complete=True,
         shape_hw=shape_hw,
-        timings=TimingsView(tip.projected_at_ns, tip.projected_at_ns, None, None, None, None, None),
+        timings=TimingsView(entered, entered + 100_000_000, None, None, None, None, None),
         review_status="pending" if tip.decided_at_ns is None else "reviewed",
         verdicts=(),
         image_sha256=tip.raw_sha256,

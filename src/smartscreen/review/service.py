@@ -33,7 +33,7 @@ from smartscreen.domain.render import RenderedScan
 from smartscreen.errors import ImagingError
 from smartscreen.journal import Database, FsImageStore, Journal, ParcelQuery, ParcelRecord
 from smartscreen.review.accounts import AccountService
-from smartscreen.review.cases import CaseView, build_case, build_tip_case, image_sha
+from smartscreen.review.cases import CaseView, build_case, build_tip_case, image_sha, tip_shown_entered_ns
 from smartscreen.review.dicos import DicosParcel, DicosScan, DicosThreat, export_parcel
 from smartscreen.review.models import Account, Role, TipEvent, VerdictRecord
 from smartscreen.review.render import BoxSource, DrawBox, Layer, encode_png
@@ -155,7 +155,7 @@ class ReviewService:
         tips = [t for t in tips if line_ids is None or t.line_id in line_ids]
         if offset == 0:
             entries.extend(
-                QueueEntry(t.case_id, t.line_id, t.projected_at_ns, "review", None, (), (), None, "pending", "")
+                QueueEntry(t.case_id, t.line_id, tip_shown_entered_ns(t), "review", None, (), (), None, "pending", "")
                 for t in tips[:limit]
             )
         for r in self.journal.parcels(query):
@@ -184,12 +184,8 @@ class ReviewService:
         self.verdicts.mark_shown(account.username, resolved.case_id)
         if resolved.tip is not None:
             source = self.journal.parcel(resolved.tip.source_parcel_id)
-            shape = None
-            if source is not None:
-                for _, event in self.journal.events_for(source.parcel_id):
-                    if isinstance(event, ParcelScanned):
-                        shape = event.shape_hw
-            return build_tip_case(resolved.tip, source, shape)
+            events = self.journal.events_for(resolved.tip.source_parcel_id) if source is not None else []
+            return build_tip_case(resolved.tip, source, events)
         assert resolved.record is not None
         return build_case(
             resolved.record, self.journal.events_for(resolved.case_id), self.verdicts.history(resolved.record)

@@ -85,9 +85,16 @@ async function loadQueue(openFirst) {
   $("queue-count").textContent = `${page.total} waiting`;
   const lines = new Set([...$("f-line").options].map((o) => o.value));
   for (const item of page.items) if (!lines.has(item.line_id)) { $("f-line").add(new Option(item.line_id, item.line_id)); lines.add(item.line_id); }
-  if (openFirst || !S.current || !S.items.some((i) => i.case_id === S.current.case_id)) S.index = 0;
+  const current = S.current ? S.items.findIndex((i) => i.case_id === S.current.case_id) : -1;
+  if (!openFirst && current >= 0) { S.index = current; renderQueue(); return; }  // keep the case, its zoom and boxes
+  S.index = openFirst ? 0 : Math.max(0, Math.min(S.index, S.items.length - 1));
   renderQueue();
   if (S.items.length) await openCase(S.index); else showEmpty();
+}
+
+async function refreshQueue() {
+  if (!S.token || $("app").hidden || S.busy || drag) return;
+  try { await loadQueue(false); } catch (e) { banner(e.message, "err"); }
 }
 
 function renderQueue() {
@@ -300,5 +307,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.addEventListener("keydown", onKey);
   window.addEventListener("resize", fitView);
   setInterval(tickWaits, 1000);
+  setInterval(refreshQueue, 5000);  // new alarms from the lines join the queue
   if (S.token) start().catch(() => logout(false));
 });
