@@ -208,24 +208,34 @@ class ParcelSimulator:
             canvas.add_all(patches)
             if concealment == "under_metal_plate":
                 self._metal_plate(canvas, pose, model, rng)
-            elif concealment == "among_electronics":
-                for _ in range(int(rng.integers(1, 3))):
-                    board = electronics(rng)
-                    offset = Pose(rng.uniform(-40, 40), rng.uniform(-40, 40), rng.uniform(-0.5, 0.5), 1.0)
-                    canvas.add_all(board.rasterise(canvas, _compose(pose, offset), rng))
-            elif concealment == "dense_clutter":
-                for _ in range(int(rng.integers(2, 4))):
-                    extra = random_clutter(rng)
-                    offset = Pose(rng.uniform(-30, 30), rng.uniform(-30, 30), rng.uniform(-math.pi, math.pi), 1.0)
-                    canvas.add_all(extra.rasterise(canvas, _compose(pose, offset), rng))
+            elif concealment in ("among_electronics", "dense_clutter"):
+                # hide it among boards or under extra clutter placed around it, inside the parcel
+                at = local.to_plane(np.array([model.centre_uv()]))[0]
+                n_extra = int(rng.integers(1, 3)) if concealment == "among_electronics" else int(rng.integers(2, 4))
+                for _ in range(n_extra):
+                    extra = electronics(rng) if concealment == "among_electronics" else random_clutter(rng)
+                    extra_local = self._fit_pose(extra, inner_l, inner_w, rng, near=(float(at[0]), float(at[1])))
+                    extra_patches = extra.rasterise(canvas, _compose(centre, extra_local), rng)
+                    canvas.add_all(extra_patches)
+                    clutter_models.append((extra, extra_local))
+                    clutter_patches.append(extra_patches)
             placed_threats.append((model, patches, concealment))
 
         return self._expose(canvas, container, placed_threats, clutter_models, clutter_patches)
 
     def _fit_pose(
-        self, model: ObjectModel, inner_l: float, inner_w: float, rng: np.random.Generator, min_scale: float = 0.5
+        self,
+        model: ObjectModel,
+        inner_l: float,
+        inner_w: float,
+        rng: np.random.Generator,
+        min_scale: float = 0.5,
+        near: tuple[float, float] | None = None,
     ) -> Pose:
-        """A random pose for ``model`` inside the parcel interior (centred frame), scaled down if it must be."""
+        """A random pose for ``model`` inside the parcel interior (centred frame), scaled down if it must be.
+
+        ``near``: put the object's centre within ~50 mm of this parcel-frame point (still inside the parcel).
+        """
         ext_u, ext_v = model.extent_mm()
         cu, cv = model.centre_uv()
         for _ in range(12):
@@ -235,11 +245,14 @@ class ParcelSimulator:
             span_c = ext_u * s + ext_v * c
             scale = min(1.0, inner_l / max(span_r, 1e-6), inner_w / max(span_c, 1e-6))
             if scale >= min_scale or _ == 11:
-                scale = max(scale, 0.3)
                 free_r = max(inner_l - span_r * scale, 0.0) / 2
                 free_c = max(inner_w - span_c * scale, 0.0) / 2
-                r = float(rng.uniform(-free_r, free_r))
-                col = float(rng.uniform(-free_c, free_c))
+                if near is None:
+                    r = float(rng.uniform(-free_r, free_r))
+                    col = float(rng.uniform(-free_c, free_c))
+                else:
+                    r = float(np.clip(near[0] + rng.uniform(-50, 50), -free_r, free_r))
+                    col = float(np.clip(near[1] + rng.uniform(-50, 50), -free_c, free_c))
                 # the model's own centre must land at (r, col)
                 ca, sa = math.cos(angle), math.sin(angle)
                 dr = scale * (cu * ca - cv * sa)
