@@ -50,6 +50,7 @@ ROUTES = [
     ("POST", "/api/tip/operators/op1/project", {}),
     ("GET", "/api/tip/report", None),
     ("GET", "/metrics", None),
+    ("GET", "/api/openapi.json", None),
 ]
 
 
@@ -382,6 +383,14 @@ def test_metrics_count_requests_and_verdicts(env: Env) -> None:
     text = env.client.get("/metrics", headers=env.auth("sup1")).text
     assert 'smartscreen_review_verdicts_total{kind="false_alarm"} 1.0' in text
     assert 'smartscreen_api_requests_total{method="GET",route="/api/queue",status="200"} 1.0' in text
+
+
+def test_openapi_schema_needs_a_token_and_lists_every_resource(env: Env) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert env.client.get(path).status_code == 404
+    schema = env.client.get("/api/openapi.json", headers=env.auth("op1")).json()
+    tags = {tag for op in schema["paths"].values() for method in op.values() for tag in method.get("tags", [])}
+    assert tags >= {"auth", "accounts", "queue", "parcels", "verdicts", "images", "exports", "stats", "tip", "health"}
 
 
 def test_web_page_and_static_files(env: Env) -> None:

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from smartscreen import __version__
-from smartscreen.api.deps import AppState, LoginThrottle
+from smartscreen.api.deps import AnySession, AppState, LoginThrottle
 from smartscreen.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware, SecurityHeadersMiddleware
 from smartscreen.api.routers import (
     accounts,
@@ -78,11 +78,18 @@ def create_app_for(settings: ApiConfig, service: ReviewService) -> FastAPI:
         version=__version__,
         description="Operator review of X-ray alarms: queue, cases, images, verdicts, statistics, TIP, DICOS export.",
         lifespan=lifespan,
+        docs_url=None,  # no unauthenticated routes but /health: the schema is served at /api/openapi.json
+        redoc_url=None,
+        openapi_url=None,
     )
     state = AppState(settings=settings, service=service, metrics=ApiMetrics(), throttle=LoginThrottle())
     app.state.smartscreen = state
     for router in (health, auth, accounts, queue, parcels, verdicts, images, exports, stats, tip, metrics, web):
         app.include_router(router.router)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(session: AnySession) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
