@@ -45,7 +45,7 @@ from smartscreen.review.verdicts import VerdictService
 logger = logging.getLogger(__name__)
 
 StatusFilter = Literal["pending", "reviewed", "all"]
-PNG_CACHE_SIZE = 128
+PNG_CACHE_BYTES = 128 * 1024 * 1024  # encoded PNGs kept for repeat views and layer toggles
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,7 @@ class ReviewService:
         self.scans = ScanLoader(images, raw_renderer=raw_renderer)
         self._png_cache: OrderedDict[str, bytes] = OrderedDict()
         self._png_lock = threading.Lock()
+        self._png_bytes = 0
 
     @classmethod
     def open(cls, journal_url: str, image_dir: Path, **options: object) -> ReviewService:
@@ -229,7 +230,7 @@ class ReviewService:
             return self.scans.load(record.render_sha256)
 
     def png(self, resolved: ResolvedCase, layer: Layer, draw_boxes: bool, cache_key: str) -> bytes:
-        """PNG of a layer; encoded images are kept in a small LRU under ``cache_key`` (the response's ETag)."""
+        """PNG of a layer; encoded images are kept in an LRU (128 MiB) under ``cache_key`` (the response's ETag)."""
         with self._png_lock:
             hit = self._png_cache.get(cache_key)
             if hit is not None:
@@ -237,9 +238,13 @@ class ReviewService:
                 return hit
         data = encode_png(self.scan(resolved), layer, self.boxes(resolved) if draw_boxes else ())
         with self._png_lock:
+            if cache_key in self._png_cache:
+                return data
             self._png_cache[cache_key] = data
-            while len(self._png_cache) > PNG_CACHE_SIZE:
-                self._png_cache.popitem(last=False)
+            self._png_bytes += len(data)
+            while self._png_bytes > PNG_CACHE_BYTES and len(self._png_cache) > 1:
+                _, dropped = self._png_cache.popitem(last=False)
+                self._png_bytes -= len(dropped)
         return data
 
     def boxes(self, resolved: ResolvedCase) -> tuple[DrawBox, ...]:
