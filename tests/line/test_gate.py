@@ -215,3 +215,20 @@ def test_modbus_gate_down_raises_gate_error() -> None:
         assert not gate.link_alive()
     finally:
         gate.close()
+
+
+def test_review_route_reaches_the_plc_as_manual_review() -> None:
+    plc, gate, ctl, _journal, outcomes = make_line()
+    try:
+        t0 = time.time_ns()
+        plc.track(1, t0)
+        ctl.expect("L1-1", t0)
+        review = Decision("L1-1", Route.REVIEW, (Reason(ReasonCode.DECLARED_MISMATCH, "battery", 0.6),), "t", t0)
+        ctl.submit(review, t0)
+        assert plc.wait_for(lambda: 1 in plc.results, timeout_s=5)
+    finally:
+        ctl.stop()
+        gate.close()
+        plc.stop()
+    assert plc.results[1].route is Route.REVIEW and plc.results[1].commanded
+    assert outcomes[0].status is GateStatus.ACKNOWLEDGED and outcomes[0].policy_route is Route.REVIEW
