@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from smartscreen.domain import GateAcknowledged, ReasonCode, Route, WaybillMatched
-from smartscreen.journal import Journal
+from smartscreen.imaging.rawio import read_raw_scan
+from smartscreen.journal import FsImageStore, Journal
 from smartscreen.runtime import ScreeningCentre
 from tests.line.helpers import belt, config, decisions_and_commands, wait_until, write_waybills
 
@@ -54,7 +55,10 @@ def test_threats_rejected_clean_cleared_one_command_each_via_io_board(tmp_path: 
     try:
         record = journal.parcel("L1-2")
         assert record is not None and record.gate_status == "acknowledged" and record.raw_sha256
-        assert (tmp_path / "images").exists() and any((tmp_path / "images").rglob("*"))
+        # the stored raw scan is the project's raw format: the review service re-renders it from there
+        raw = read_raw_scan(FsImageStore(tmp_path / "images").path_for(record.raw_sha256))
+        assert raw.shape[1] == 256 and raw.meta["parcel_id"] == "L1-2" and raw.meta["kvp"] == 140
+        assert record.render_sha256 and FsImageStore(tmp_path / "images").get(record.render_sha256)[:4] == b"\x89PNG"
         events = [e for _, e in journal.events_for("L1-1")]
         assert any(isinstance(e, GateAcknowledged) and e.accepted for e in events)
         matched = [e for e in events if isinstance(e, WaybillMatched)]

@@ -55,6 +55,8 @@ from smartscreen.fusion.association import Association, BarcodeAssociator
 from smartscreen.gate.controller import GateController, GateOutcome, GateStatus
 from smartscreen.gate.timing import NS_PER_MS, GateTiming
 from smartscreen.imaging.calibration import Calibration
+from smartscreen.imaging.rawio import raw_meta
+from smartscreen.imaging.scanner import ScannerParams
 from smartscreen.risk.engine import RiskInputs, evaluate
 from smartscreen.runtime.bridge_adapter import TrackedEdge, barcode_reads, parcel_id_for, parcel_scan, photo_eye
 from smartscreen.runtime.shared import ImagingStage, SharedStages
@@ -388,7 +390,7 @@ class ScreeningLine:
             work.impenetrable_fraction = _impenetrable_fraction(work.rendered)
             work.mass_g = self.imaging.mass_g(work.rendered, scan)
             self._submit_detection(work)  # detection runs while the images are stored
-        raw_sha = self.shared.images.put(_raw_npz(scan, calibration))
+        raw_sha = self.shared.images.put(_raw_npz(scan, calibration, self.imaging.params))
         render_sha = self.shared.images.put(_png(work.rendered.rgb)) if work.rendered is not None else ""
         self.shared.journal.append(
             [
@@ -534,25 +536,28 @@ class ScreeningLine:
         }
 
 
-def _raw_npz(scan: ParcelScan, calibration: object) -> bytes:
-    """The raw scan in the project's raw format (``datasets/RAW_FORMAT.md``): high, low, references, meta."""
+def _raw_npz(scan: ParcelScan, calibration: Calibration | None, params: ScannerParams) -> bytes:
+    """The raw scan in the project's raw format (``smartscreen.imaging.rawio``, ``datasets/RAW_FORMAT.md``).
+
+    Uncompressed (the line's CPU goes to deciding parcels); the review service renders it with
+    the same calibration the line used.
+    """
     arrays: dict[str, npt.NDArray[np.generic]] = {"high": scan.high, "low": scan.low}
     if calibration is not None:
         for name in ("dark_high", "dark_low", "air_high", "air_low"):
             arrays[name] = np.asarray(getattr(calibration, name), dtype=np.float32)
-    meta = {
-        "format_version": 1,
-        "parcel_id": scan.parcel_id,
-        "line_id": scan.line_id,
-        "line_pitch_mm": scan.line_pitch_mm,
-        "channel_pitch_mm": scan.channel_pitch_mm,
-        "first_line_index": scan.first_line_index,
-        "missing_lines": [[r.start, r.stop] for r in scan.missing_lines],
-        "truncated": scan.truncated,
-        "bit_depth": 16,
-    }
+        arrays["bad_high"] = calibration.bad_high.astype(np.uint8)
+        arrays["bad_low"] = calibration.bad_low.astype(np.uint8)
+    meta = raw_meta(
+        params,
+        parcel_id=scan.parcel_id,
+        line_id=scan.line_id,
+        first_line_index=scan.first_line_index,
+        missing_lines=[[r.start, r.stop] for r in scan.missing_lines],
+        truncated=scan.truncated,
+    )
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
+    np.savez(buffer, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)  # type: ignore[arg-type]
     return buffer.getvalue()
 
 
