@@ -224,13 +224,23 @@ class ScreeningCentre:
             for c in reversed(extra_closers):
                 c.stop() if hasattr(c, "stop") else c.close()  # type: ignore[attr-defined]
 
+        try:
+            imaging = ImagingStage(scanner_params(line_cfg))
+        except Exception:
+            gate.close()
+            close_extras()
+            for c in reversed(handles.closers[:2]):
+                c.close()  # type: ignore[attr-defined]
+            if site is not None:
+                site.stop()
+            raise
         handles.line = ScreeningLine(
             settings,
             source=source,
             io_board=io_board,  # type: ignore[arg-type]
             gate=gate,
             shared=shared,
-            imaging=ImagingStage(scanner_params(line_cfg)),
+            imaging=imaging,
             first_gate_sequence=_start_sequence(),
             on_close=close_extras,
         ).start()
