@@ -281,8 +281,11 @@ def hammer(rng: np.random.Generator) -> ObjectModel:
 def pliers(rng: np.random.Generator) -> ObjectModel:
     length = _u(rng, 140, 250)
     jaw = length * _u(rng, 0.22, 0.32)
-    open_angle = _u(rng, 0.05, 0.35)
+    handle = length - jaw
+    spread = _u(rng, 14, 30)  # half distance between the handle ends
+    open_angle = _u(rng, 0.0, 0.3)
     t = _u(rng, 7, 11)
+    jaw_w = _u(rng, 7, 11)
     prims: list[Primitive] = []
     sleeve = rng.random() < 0.8
     sleeve_mat = _choice(rng, ("pvc", "polyethylene", "nylon"))
@@ -293,14 +296,32 @@ def pliers(rng: np.random.Generator) -> ObjectModel:
         def rot(u: float, v: float, c: float = c, s: float = s) -> tuple[float, float]:
             return (u * c - v * s, u * s + v * c)
 
-        prims.append(Plate("steel", (rot(0, sign * 7), rot(jaw, sign * 2), rot(jaw, 0), rot(0, -sign * 2)), t))
-        handle = (rot(0, 5), rot(-(length - jaw), sign * 14 + 4), rot(-(length - jaw), sign * 14 - 4), rot(0, -5))
-        prims.append(Plate("steel", handle, t * 0.8))
+        # jaw: tapered, meets the other jaw on the axis
+        prims.append(
+            Plate(
+                "steel",
+                (
+                    rot(-4, sign * jaw_w),
+                    rot(jaw * 0.6, sign * jaw_w * 0.8),
+                    rot(jaw, sign * 1.5),
+                    rot(jaw, 0),
+                    rot(-4, 0),
+                ),
+                t,
+            )
+        )
+        # handle: widens away from the pivot
+        h_end = (-handle, sign * spread)
+        prims.append(
+            Plate(
+                "steel",
+                (rot(4, sign * 6), (h_end[0], h_end[1] + sign * 5), (h_end[0], h_end[1] - sign * 5), rot(4, -sign * 3)),
+                t * 0.8,
+            )
+        )
         if sleeve:
-            p0 = rot(-12, sign * 3)
-            p1 = rot(-(length - jaw) + 4, sign * 14)
-            prims.append(Rod(sleeve_mat, p0, p1, 7.0, wall_mm=2.5))
-    prims.append(Disc("steel", (0.0, 0.0), 8.0, t * 1.8))
+            prims.append(Rod(sleeve_mat, (-18.0, sign * 6.0), (h_end[0] + 3, h_end[1]), 7.5, wall_mm=2.5))
+    prims.append(Disc("steel", (0.0, 0.0), 9.0, t * 1.8))
     return ObjectModel("pliers", prims, is_threat=True)
 
 

@@ -235,9 +235,15 @@ class Rod(Primitive):
             return patches
         inner_r = max(r - self.wall_mm, 0.0)
         bore = _chord(inner_r, d)
-        # the closed ends of the tube add the wall seen face-on
-        end_cap = np.where((beyond > 0) & (d < r), self.wall_mm, 0.0) if not self.rounded_ends else 0.0
-        wall = (outer - bore) * inside + end_cap
+        wall = (outer - bore) * inside
+        if not self.rounded_ends:
+            # the closed ends are discs seen edge-on: a band one wall thick (spread over >= 1 pixel) at each end
+            (u0, v0), (u1, v1) = self.p0, self.p1
+            length = math.hypot(u1 - u0, v1 - v0) or 1e-9
+            axial = ((u - u0) * (u1 - u0) + (v - v0) * (v1 - v0)) / length
+            from_end = np.minimum(axial, length - axial)
+            band = max(self.wall_mm, pix)
+            wall = wall + np.where((from_end >= 0) & (from_end < band), outer * (self.wall_mm / band), 0.0)
         p = _patch(self.material, win, _areal(self.material, wall * pose.scale, self.density_scale))
         if p:
             patches.append(p)
