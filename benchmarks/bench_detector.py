@@ -249,7 +249,7 @@ def bench_all(
         results["ultralytics"] = {"version": worker.version}
     for b in batches:
         det = OnnxDetector.from_package(
-            package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b
+            package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b, spin_wait=args.spin_wait
         )
         chunks = chunked(images, b)
         # the exact tensor shapes the engine feeds for each chunk, as pre-made random tensors
@@ -263,7 +263,7 @@ def bench_all(
                 w = max(layouts[i].input_hw[1] for i in group)
                 calls.append(rng.random((len(group), 3, h, w), dtype=np.float32))
             tensors.append(calls)
-        options = session_options(args.threads)  # exactly the engine's session options
+        options = session_options(args.threads, spin_wait=args.spin_wait)  # exactly the engine's session options
         session = ort.InferenceSession(
             str(det.package.onnx_path),
             options,
@@ -383,6 +383,11 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=6.0, help="timed seconds per mode and batch size")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the three modes per batch size")
     parser.add_argument("--skip-ultralytics", action="store_true")
+    parser.add_argument(
+        "--spin-wait",
+        action="store_true",
+        help="let onnxruntime threads spin (engine and bare loop); the engine's default is off (shared CPU)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.providers = [p.strip() for p in args.providers.split(",") if p.strip()]
@@ -400,6 +405,7 @@ def main() -> None:
             "batches": batches,
             "providers": args.providers,
             "intra_op_threads": args.threads,
+            "spin_wait": args.spin_wait,
             "min_seconds_per_cell": args.min_seconds,
         },
     }
