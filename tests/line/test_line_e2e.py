@@ -51,6 +51,7 @@ def test_threats_rejected_clean_cleared_one_command_each_via_io_board(tmp_path: 
     assert 'smartscreen_parcels_total{line="L1",route="clear"} 4.0' in metrics
     assert 'smartscreen_decision_latency_seconds_count{line="L1"} 6.0' in metrics
     assert 'smartscreen_alarms_total{line="L1"} 2.0' in metrics and "smartscreen_queue_depth" in metrics
+    assert 'smartscreen_link_up{link="L1/gate"} 1.0' in metrics
     journal = Journal.open(f"sqlite:///{tmp_path / 'journal.db'}")
     try:
         record = journal.parcel("L1-2")

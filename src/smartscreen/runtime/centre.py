@@ -319,6 +319,8 @@ class ScreeningCentre:
                     state.stalled = stalled
                     m.stage_alive.labels(key).set(0 if stalled else 1)
                     m.stage_cpu.labels(key).set(line.gate.cpu_s if name == "gate" else state.cpu_s)
+                for link, up in line.links_alive().items():
+                    m.link_up.labels(link).set(1 if up else 0)
                 for q, depth in line.queue_depths().items():
                     m.queue_depth.labels(q).set(depth)
             if self.batcher is not None:

@@ -527,6 +527,19 @@ class ScreeningLine:
                 del self.latencies_ms[:100_000]
             m.decision_latency.labels(self.line_id).observe(latency_ms / 1000.0)
 
+    def links_alive(self) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        for name, check in (
+            (f"{self.line_id}/io_board", self._io.link_alive),
+            (f"{self.line_id}/gate", self._gate_actuator.link_alive),
+        ):
+            try:
+                out[name] = bool(check())
+            except Exception:  # a link that cannot even report is down
+                logger.exception("line %s: link check failed", self.line_id)
+                out[name] = False
+        return out
+
     def queue_depths(self) -> dict[str, int]:
         return {
             f"{self.line_id}/assembly": self._assembly_q.qsize(),

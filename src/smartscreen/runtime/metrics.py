@@ -32,6 +32,7 @@ class LineMetrics:
             "smartscreen_stage_alive", "1 while a stage thread is making progress", ["stage"], registry=r
         )
         self.watchdog_trips = Counter("smartscreen_watchdog_trips", "Stages found stalled", ["stage"], registry=r)
+        self.link_up = Gauge("smartscreen_link_up", "1 while a device link's heartbeat is alive", ["link"], registry=r)
         self.line_stop = Gauge(
             "smartscreen_line_stop", "1 when a line asks to be stopped (a stage keeps failing)", ["line"], registry=r
         )
