@@ -203,6 +203,32 @@ def test_shipped_model_loads_detects_and_batches_consistently() -> None:
             assert abs(together.scores[same][ious.argmax()] - score) < 0.05
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED / "model.yaml").is_file(), reason="the shipped model package is not in the tree yet")
+def test_shipped_model_finds_simulated_threats_in_rendered_scans() -> None:
+    """End to end on the line's path: simulator raw scan -> imaging chain -> detector -> boxes in scan pixels."""
+    imaging = pytest.importorskip("smartscreen.imaging")
+    detector = OnnxDetector.from_package(SHIPPED, intra_op_threads=2, conf_threshold=0.25)
+    params = imaging.ScannerParams()
+    simulator = imaging.ParcelSimulator(params, np.random.default_rng(2024))
+    chain = imaging.ImagingChain(params, simulator.calibration())
+    easy = ("gun", "knife", "hammer", "scissors", "wrench", "pliers")
+    found = total = 0
+    for _ in range(6):
+        parcel = simulator.simulate(1.0, threat_classes=easy, concealment_probability=0.0)
+        scan = chain.process(parcel.high, parcel.low)
+        det = detector.detect([scan])[0]
+        assert det.xyxy.size == 0 or (
+            det.xyxy[:, 2].max() <= scan.shape_hw[1] and det.xyxy[:, 3].max() <= scan.shape_hw[0]
+        )
+        for threat in parcel.threats:
+            total += 1
+            same = det.class_ids == threat.class_id
+            if same.any() and max(_iou(np.array(threat.box_xyxy, float), b) for b in det.xyxy[same]) >= 0.3:
+                found += 1
+    assert total > 0 and found / total >= 0.5, f"found {found} of {total} unconcealed threats"
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
