@@ -876,7 +876,7 @@ def electronics(rng: np.random.Generator) -> ObjectModel:
     bl, bw = length * _u(rng, 0.5, 0.9), width * _u(rng, 0.5, 0.9)
     prims.append(Plate("fr4", rounded_rect(bl, bw, 2), 1.6))
     prims.append(Plate("copper", rounded_rect(bl, bw, 2), 0.07))
-    for _ in range(int(rng.integers(3, 14))):  # chips, connectors, capacitors
+    for _ in range(min(40, max(3, int(bl * bw / 900 * rng.uniform(0.3, 1.0))))):  # chips, connectors, capacitors
         cu, cv = _u(rng, -bl / 2 + 8, bl / 2 - 8), _u(rng, -bw / 2 + 8, bw / 2 - 8)
         kind = rng.integers(4)
         if kind == 0:
@@ -921,7 +921,7 @@ def electronics(rng: np.random.Generator) -> ObjectModel:
             )
         else:
             prims.append(Disc("steel", (cu, cv), _u(rng, 1.2, 2.5), _u(rng, 4, 10)))  # screws
-    for _ in range(int(rng.integers(4, 16))):  # traces
+    for _ in range(min(60, max(4, int(bl * bw / 600 * rng.uniform(0.3, 1.0))))):  # traces
         u0, v0 = _u(rng, -bl / 2, bl / 2), _u(rng, -bw / 2, bw / 2)
         u1 = u0 + _u(rng, -bl / 2, bl / 2) * (rng.random() < 0.5)
         v1 = v0 + _u(rng, -bw / 2, bw / 2) * (u1 == u0)
