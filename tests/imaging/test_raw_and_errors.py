@@ -111,3 +111,19 @@ def test_unreadable_and_bad_meta_files(tmp_path: Path, parcel_and_cal) -> None: 
     )
     with pytest.raises(ImagingError, match="newer than this reader"):
         read_raw_scan(path)
+
+
+def test_reference_of_another_length_is_named(parcel_and_cal) -> None:  # type: ignore[no-untyped-def]
+    _, _, calibration = parcel_and_cal
+    with pytest.raises(CalibrationError, match="must be 1-D of length 1024"):
+        Calibration.from_references(
+            calibration.dark_high, calibration.dark_low[:-1], calibration.air_high, calibration.air_low
+        )
+    with pytest.raises(CalibrationError, match="bad-pixel map bad_low must have shape"):
+        Calibration.from_references(
+            calibration.dark_high,
+            calibration.dark_low,
+            calibration.air_high,
+            calibration.air_low,
+            bad_low=np.zeros(5, bool),
+        )

@@ -109,8 +109,16 @@ class Calibration:
                     f"calibration reference {name} must be 1-D (n_channels,), got shape {array.shape}"
                 )
         d_h, d_l, a_h, a_l = refs
+        for name, array in zip(("dark_low", "air_high", "air_low"), refs[1:], strict=True):
+            if array.shape != d_h.shape:
+                raise CalibrationError(
+                    f"calibration reference {name} must be 1-D of length {d_h.shape[0]} like dark_high, got shape {array.shape}"
+                )
         det_h = detect_bad_pixels(d_h, a_h, full_scale_adu)
         det_l = detect_bad_pixels(d_l, a_l, full_scale_adu)
+        for name, given in (("bad_high", bad_high), ("bad_low", bad_low)):
+            if given is not None and np.shape(given) != d_h.shape:
+                raise CalibrationError(f"bad-pixel map {name} must have shape {d_h.shape}, got {np.shape(given)}")
         if bad_high is not None:
             det_h = det_h | np.asarray(bad_high, dtype=bool)
         if bad_low is not None:
