@@ -223,8 +223,9 @@ class UltralyticsWorker:
             raise RuntimeError(f"the ultralytics worker died (exit {self.proc.poll()})")
         return answer.strip()
 
-    def passes(self, batch: int, seconds: float) -> tuple[list[float], int]:
-        reply = json.loads(self._ask(f"run {batch} {seconds}"))
+    def passes(self, batch: int, seconds: float, imgsz: int = 0) -> tuple[list[float], int]:
+        """Timed passes of ``predict``; ``imgsz`` 0 keeps ultralytics' default image size."""
+        reply = json.loads(self._ask(f"run {batch} {seconds} {imgsz}"))
         return reply["latencies_s"], reply["images"]
 
     def close(self) -> None:
@@ -243,10 +244,15 @@ def bench_all(
     import onnxruntime as ort
 
     from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers, session_options
+    from smartscreen.detection.package import load_model_package
 
     results: dict[str, dict[str, object]] = {"engine": {}, "onnxruntime": {}}
+    nominal = max(load_model_package(package_dir).manifest.input.size_hw)
+    matched = worker is not None and nominal != 640  # ultralytics' default imgsz differs from the model's
     if worker is not None:
-        results["ultralytics"] = {"version": worker.version}
+        results["ultralytics"] = {"version": worker.version, "imgsz": "default (640)"}
+    if matched:
+        results["ultralytics_imgsz_matched"] = {"imgsz": nominal}
     for b in batches:
         det = OnnxDetector.from_package(
             package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b, spin_wait=args.spin_wait
@@ -286,8 +292,12 @@ def bench_all(
         ort_lat: list[float] = []
         eng_n = ort_n = ul_n = 0
         ul_lat: list[float] = []
+        um_lat: list[float] = []
+        um_n = 0
         if worker is not None:
             worker.passes(b, 0.0)  # warm-up pass
+        if worker is not None and matched:
+            worker.passes(b, 0.0, nominal)
         stage = {"preprocess_ms": 0.0, "inference_ms": 0.0, "postprocess_ms": 0.0}
         n_detections = 0
         per_round = args.min_seconds / args.rounds
@@ -302,6 +312,10 @@ def bench_all(
                 lat, n = worker.passes(b, per_round)
                 ul_lat += lat
                 ul_n += n
+            if worker is not None and matched:
+                lat, n = worker.passes(b, per_round, nominal)
+                um_lat += lat
+                um_n += n
         for chunk in chunks:  # one instrumented pass for the stage split
             n_detections += sum(len(d) for d in det.detect_images(chunk))
             t = det.last_times
@@ -326,6 +340,8 @@ def bench_all(
         results["engine"][str(b)]["shape_policy"] = det.shape_policy
         if worker is not None:
             results["ultralytics"][str(b)] = summarise(ul_lat, ul_n, len(chunks))
+        if matched:
+            results["ultralytics_imgsz_matched"][str(b)] = summarise(um_lat, um_n, len(chunks))
         print(
             f"batch {b}: "
             + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in results if str(b) in results[m]),  # type: ignore[index]
@@ -354,11 +370,12 @@ def ultralytics_worker(onnx_path: str, images_npz: str, provider: str) -> None:
         if words[0] == "version":
             print(ultralytics.__version__, file=protocol, flush=True)
             continue
-        batch, seconds = int(words[1]), float(words[2])
+        batch, seconds, imgsz = int(words[1]), float(words[2]), int(words[3])
         chunks = chunked(images, batch)
+        extra = {"imgsz": imgsz} if imgsz else {}
 
-        def run(chunk: list[np.ndarray]) -> None:
-            model.predict(chunk, verbose=False, device=device)
+        def run(chunk: list[np.ndarray], extra: dict[str, int] = extra) -> None:
+            model.predict(chunk, verbose=False, device=device, **extra)
 
         latencies, n = timed_passes(run, chunks, seconds, min_passes=1)
         print(json.dumps({"latencies_s": latencies, "images": n}), file=protocol, flush=True)
@@ -457,6 +474,9 @@ def main() -> None:
             if isinstance(ul, dict) and b in ul:
                 cell[f"engine_over_ultralytics.{figure}"] = round(eng / ul[b][figure], 3)
                 cell[f"meets_1.3x_ultralytics.{figure}"] = eng >= 1.3 * ul[b][figure]
+            um = results.get("ultralytics_imgsz_matched", {})
+            if isinstance(um, dict) and b in um:
+                cell[f"engine_over_ultralytics_imgsz_matched.{figure}"] = round(eng / um[b][figure], 3)
         ratios[b] = cell
     record["ratios"] = ratios
     record["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
