@@ -74,6 +74,23 @@ def bench_line_rate() -> dict[str, object]:
     }
 
 
+def bench_simulate_only(count: int) -> dict[str, object]:
+    params = ScannerParams()
+    sim = ParcelSimulator(params, np.random.default_rng(5))
+    sim.simulate(threat_probability=0.5)
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(count):
+        sim.simulate(threat_probability=0.5)
+    cpu = time.process_time() - c0
+    wall = time.perf_counter() - w0
+    return {
+        "what": "ParcelSimulator.simulate: scene + forward model + noise -> raw uint16 (what the scanner emulator calls)",
+        "parcels": count,
+        "parcels_per_s_per_core_cpu": round(count / cpu, 2),
+        "parcels_per_s_wall": round(count / wall, 2),
+    }
+
+
 def bench_synthesis(recipe: Recipe, label: str, count: int) -> dict[str, object]:
     synth_one(recipe, 99, 0)  # warm caches (xraydb, LUT) outside the timing
     c0, w0 = time.process_time(), time.perf_counter()
@@ -103,6 +120,7 @@ def main() -> int:
         "threads": "1 (OMP/OPENBLAS/MKL_NUM_THREADS=1, cv2.setNumThreads(1))",
         "load_average_start": [round(x, 2) for x in load_start],
         "calibration_render": bench_line_rate(),
+        "simulate_only": bench_simulate_only(20),
         "synthesis": [
             bench_synthesis(Recipe(), "default (fixed 160 kVp, 1.6 mm, 1024 channels)", 12),
             bench_synthesis(load_recipe(ROOT / "datasets" / "synth-train.yaml"), "datasets/synth-train.yaml", 12),
