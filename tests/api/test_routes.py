@@ -29,6 +29,7 @@ def test_health_needs_no_token(env: Env) -> None:
 # (method, path, body) for every authenticated route; {p} is a parcel of centre c1
 ROUTES = [
     ("GET", "/api/auth/me", None),
+    ("POST", "/api/auth/password", {"current_password": PASSWORD, "new_password": "another-long-one"}),
     ("POST", "/api/auth/logout", None),
     ("GET", "/api/accounts", None),
     (
@@ -126,6 +127,8 @@ def test_other_centre_parcels_never_in_queue(env: Env) -> None:
 
 MALFORMED = [
     ("POST", "/api/auth/login", {"username": "op1"}, 422),
+    ("POST", "/api/auth/password", {"current_password": "wrong-one!", "new_password": "another-long-one"}, 403),
+    ("POST", "/api/auth/password", {"current_password": PASSWORD, "new_password": "short"}, 422),
     ("POST", "/api/auth/login", {"username": "op1", "password": "x", "extra": 1}, 422),
     (
         "POST",
@@ -247,6 +250,17 @@ def test_login_logout_me(env: Env) -> None:
     assert "password" not in str(me) and "hash" not in str(me)
     assert env.client.post("/api/auth/logout", headers=env.auth("op1")).status_code == 204
     assert env.client.get("/api/auth/me", headers=env.auth("op1")).status_code == 401
+
+
+def test_password_change_ends_every_session(env: Env) -> None:
+    other = env.client.post("/api/auth/login", json={"username": "op2", "password": PASSWORD}).json()["token"]
+    body = {"current_password": PASSWORD, "new_password": "another-long-one"}
+    assert env.client.post("/api/auth/password", json=body, headers=env.auth("op2")).status_code == 204
+    assert env.client.get("/api/auth/me", headers={"Authorization": f"Bearer {other}"}).status_code == 401
+    assert env.client.post("/api/auth/login", json={"username": "op2", "password": PASSWORD}).status_code == 401
+    assert (
+        env.client.post("/api/auth/login", json={"username": "op2", "password": "another-long-one"}).status_code == 200
+    )
 
 
 def test_repeated_failed_logins_lock_the_account_for_a_while(env: Env) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
 from smartscreen.api.deps import AnySession, AppState, Service, get_state
-from smartscreen.api.schemas.requests import LoginRequest
+from smartscreen.api.schemas.requests import LoginRequest, PasswordChange
 from smartscreen.api.schemas.responses import AccountOut, TokenOut
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -38,3 +38,15 @@ def logout(session: AnySession, service: Service) -> Response:
 @router.get("/me", response_model=AccountOut)
 def me(session: AnySession) -> AccountOut:
     return AccountOut.model_validate(session.account)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordChange, session: AnySession, service: Service) -> Response:
+    """Change the own password (the current one is required); every session of the account ends."""
+    if service.accounts.authenticate(session.account.username, body.current_password) is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
+    try:
+        service.accounts.update(session.account.username, password=body.new_password)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

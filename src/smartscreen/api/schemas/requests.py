@@ -24,6 +24,11 @@ class LoginRequest(_Body):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
+class PasswordChange(_Body):
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH)
+
+
 class BoxIn(_Body):
     """A box in scan pixels (x = detector channel, y = scan line)."""
 
