@@ -241,110 +241,94 @@ def bench_all(
     args: argparse.Namespace,
     worker: UltralyticsWorker | None,
 ) -> dict[str, dict[str, object]]:
+    """Every mode at every batch size; within a batch size the modes take turns, round by round."""
     import onnxruntime as ort
 
     from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers, session_options
     from smartscreen.detection.package import load_model_package
 
-    results: dict[str, dict[str, object]] = {"engine": {}, "onnxruntime": {}}
     nominal = max(load_model_package(package_dir).manifest.input.size_hw)
-    matched = worker is not None and nominal != 640  # ultralytics' default imgsz differs from the model's
+    spins = [args.spin_wait, not args.spin_wait] if args.compare_spin else [args.spin_wait]
+    results: dict[str, dict[str, object]] = {}
+    for spin in spins:
+        tag = "" if spin == args.spin_wait else ("_spin" if spin else "_nospin")
+        results[f"engine{tag}"] = {"spin_wait": spin}
+        results[f"onnxruntime{tag}"] = {"spin_wait": spin}
     if worker is not None:
         results["ultralytics"] = {"version": worker.version, "imgsz": "default (640)"}
-    if matched:
-        results["ultralytics_imgsz_matched"] = {"imgsz": nominal}
+        if nominal != 640:  # ultralytics' default image size differs from the model's: also run it matched
+            results["ultralytics_imgsz_matched"] = {"imgsz": nominal}
     for b in batches:
-        det = OnnxDetector.from_package(
-            package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b, spin_wait=args.spin_wait
-        )
         chunks = chunked(images, b)
-        # the exact tensor shapes the engine feeds for each chunk, as pre-made random tensors
-        rng = np.random.default_rng(0)
-        tensors: list[list[np.ndarray]] = []  # per chunk: the tensors of the calls the engine makes for it
-        for chunk in chunks:
-            layouts = [det.plan(img) for img in chunk]
-            calls = []
-            for group in plan_batches(layouts, b, det.shape_policy):
-                h = max(layouts[i].input_hw[0] for i in group)
-                w = max(layouts[i].input_hw[1] for i in group)
-                calls.append(rng.random((len(group), 3, h, w), dtype=np.float32))
-            tensors.append(calls)
-        options = session_options(args.threads, spin_wait=args.spin_wait)  # exactly the engine's session options
-        session = ort.InferenceSession(
-            str(det.package.onnx_path),
-            options,
-            providers=resolve_providers(args.providers, ort.get_available_providers()),
-        )
-        name = det.package.manifest.input.name
+        modes: dict[str, object] = {}  # name -> callable running one timed pass for `seconds`
+        engines: dict[str, OnnxDetector] = {}
+        for spin in spins:
+            tag = "" if spin == args.spin_wait else ("_spin" if spin else "_nospin")
+            det = OnnxDetector.from_package(
+                package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b, spin_wait=spin
+            )
+            engines[f"engine{tag}"] = det
+            # the exact tensor shapes the engine feeds for each chunk, as pre-made random tensors
+            rng = np.random.default_rng(0)
+            tensors: list[list[np.ndarray]] = []
+            for chunk in chunks:
+                layouts = [det.plan(img) for img in chunk]
+                calls = []
+                for group in plan_batches(layouts, b, det.shape_policy):
+                    h = max(layouts[i].input_hw[0] for i in group)
+                    w = max(layouts[i].input_hw[1] for i in group)
+                    calls.append(rng.random((len(group), 3, h, w), dtype=np.float32))
+                tensors.append(calls)
+            session = ort.InferenceSession(
+                str(det.package.onnx_path),
+                session_options(args.threads, spin_wait=spin),  # exactly the engine's session options
+                providers=resolve_providers(args.providers, ort.get_available_providers()),
+            )
+            name = det.package.manifest.input.name
 
-        def run_engine(chunk: list[np.ndarray], det: OnnxDetector = det) -> None:
-            det.detect_images(chunk)
+            def run_engine(chunk: list[np.ndarray], det: OnnxDetector = det) -> None:
+                det.detect_images(chunk)
 
-        def run_ort(calls: list[np.ndarray], session: ort.InferenceSession = session, name: str = name) -> None:
-            for tensor in calls:
-                session.run(None, {name: tensor})
+            def run_ort(calls: list[np.ndarray], session: ort.InferenceSession = session, name: str = name) -> None:
+                for tensor in calls:
+                    session.run(None, {name: tensor})
 
-        for chunk in chunks[:2]:
-            run_engine(chunk)
-        for tensor in tensors[:2]:
-            run_ort(tensor)
-        eng_lat: list[float] = []
-        ort_lat: list[float] = []
-        eng_n = ort_n = ul_n = 0
-        ul_lat: list[float] = []
-        um_lat: list[float] = []
-        um_n = 0
+            for chunk, calls in zip(chunks[:2], tensors[:2], strict=True):  # warm-up
+                run_engine(chunk)
+                run_ort(calls)
+            modes[f"engine{tag}"] = lambda sec, f=run_engine, c=chunks: timed_passes(f, c, sec, min_passes=1)
+            modes[f"onnxruntime{tag}"] = lambda sec, f=run_ort, t=tensors: timed_passes(f, t, sec, min_passes=1)
+            results[f"onnxruntime{tag}"][str(b)] = {
+                "input_shapes_chw": sorted({tuple(int(x) for x in t.shape[1:]) for c in tensors for t in c}),
+                "session_runs_per_pass": sum(len(c) for c in tensors),
+            }
         if worker is not None:
-            worker.passes(b, 0.0)  # warm-up pass
-        if worker is not None and matched:
-            worker.passes(b, 0.0, nominal)
-        stage = {"preprocess_ms": 0.0, "inference_ms": 0.0, "postprocess_ms": 0.0}
-        n_detections = 0
+            worker.passes(b, 0.0)  # warm-up
+            modes["ultralytics"] = lambda sec, bb=b: worker.passes(bb, sec)
+            if "ultralytics_imgsz_matched" in results:
+                worker.passes(b, 0.0, nominal)
+                modes["ultralytics_imgsz_matched"] = lambda sec, bb=b: worker.passes(bb, sec, nominal)
+        collected: dict[str, tuple[list[float], int]] = {m: ([], 0) for m in modes}
         per_round = args.min_seconds / args.rounds
-        for _ in range(args.rounds):  # alternate the modes so load drift on the shared CPU hits all alike
-            lat, n = timed_passes(run_engine, chunks, per_round, min_passes=1)
-            eng_lat += lat
-            eng_n += n
-            lat, n = timed_passes(run_ort, tensors, per_round, min_passes=1)
-            ort_lat += lat
-            ort_n += n
-            if worker is not None:
-                lat, n = worker.passes(b, per_round)
-                ul_lat += lat
-                ul_n += n
-            if worker is not None and matched:
-                lat, n = worker.passes(b, per_round, nominal)
-                um_lat += lat
-                um_n += n
-        for chunk in chunks:  # one instrumented pass for the stage split
-            n_detections += sum(len(d) for d in det.detect_images(chunk))
-            t = det.last_times
-            assert t is not None
-            stage["preprocess_ms"] += t.preprocess_ms
-            stage["inference_ms"] += t.inference_ms
-            stage["postprocess_ms"] += t.postprocess_ms
-        per_image = {k: round(v / (len(chunks) * b), 3) for k, v in stage.items()}
-        shapes = sorted({tuple(int(x) for x in t.shape[1:]) for calls in tensors for t in calls})
-        n_calls = sum(len(calls) for calls in tensors)
-        results["engine"][str(b)] = {
-            **summarise(eng_lat, eng_n, len(chunks)),
-            "per_image_stage_ms": per_image,
-            "detections_per_image": round(n_detections / (len(chunks) * b), 2),
-            "providers_in_use": list(det.providers_in_use),
-        }
-        results["onnxruntime"][str(b)] = {
-            **summarise(ort_lat, ort_n, len(chunks)),
-            "input_shapes_chw": [list(s) for s in shapes],
-            "session_runs_per_pass": n_calls,
-        }
-        results["engine"][str(b)]["shape_policy"] = det.shape_policy
-        if worker is not None:
-            results["ultralytics"][str(b)] = summarise(ul_lat, ul_n, len(chunks))
-        if matched:
-            results["ultralytics_imgsz_matched"][str(b)] = summarise(um_lat, um_n, len(chunks))
+        for _ in range(args.rounds):  # take turns so load drift on the shared CPU hits every mode alike
+            for mode, run in modes.items():
+                lat, n = run(per_round)  # type: ignore[operator]
+                collected[mode] = (collected[mode][0] + lat, collected[mode][1] + n)
+        for mode, (lat, n) in collected.items():
+            cell = results[mode].setdefault(str(b), {})
+            assert isinstance(cell, dict)
+            cell.update(summarise(lat, n, len(chunks)))
+        for mode, det in engines.items():  # one instrumented pass for the stage split
+            det.totals = type(det.totals)()
+            n_detections = sum(len(d) for chunk in chunks for d in det.detect_images(chunk))
+            cell = results[mode][str(b)]
+            assert isinstance(cell, dict)
+            cell["per_image_stage_ms"] = {k: round(v, 3) for k, v in det.totals.per_image_ms().items()}
+            cell["detections_per_image"] = round(n_detections / (len(chunks) * b), 2)
+            cell["providers_in_use"] = list(det.providers_in_use)
+            cell["shape_policy"] = det.shape_policy
         print(
-            f"batch {b}: "
-            + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in results if str(b) in results[m]),  # type: ignore[index]
+            f"batch {b}: " + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in modes),  # type: ignore[index]
             file=sys.stderr,
         )
     return results
@@ -400,6 +384,11 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=6.0, help="timed seconds per mode and batch size")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the three modes per batch size")
     parser.add_argument("--skip-ultralytics", action="store_true")
+    parser.add_argument(
+        "--compare-spin",
+        action="store_true",
+        help="also run the engine and the bare loop with the other spin setting",
+    )
     parser.add_argument(
         "--spin-wait",
         action="store_true",
@@ -466,17 +455,19 @@ def main() -> None:
     for b in map(str, batches):
         cell: dict[str, float | bool] = {}
         for figure in ("images_per_s", "best_pass_images_per_s"):
-            eng = results["engine"][b][figure]  # type: ignore[index]
-            bare = results["onnxruntime"][b][figure]  # type: ignore[index]
-            cell[f"engine_over_onnxruntime.{figure}"] = round(eng / bare, 3)
-            cell[f"meets_0.9x_onnxruntime.{figure}"] = eng >= 0.9 * bare
-            ul = results.get("ultralytics", {})
-            if isinstance(ul, dict) and b in ul:
-                cell[f"engine_over_ultralytics.{figure}"] = round(eng / ul[b][figure], 3)
-                cell[f"meets_1.3x_ultralytics.{figure}"] = eng >= 1.3 * ul[b][figure]
-            um = results.get("ultralytics_imgsz_matched", {})
-            if isinstance(um, dict) and b in um:
-                cell[f"engine_over_ultralytics_imgsz_matched.{figure}"] = round(eng / um[b][figure], 3)
+            for suffix in ("", "_spin", "_nospin"):
+                if f"engine{suffix}" not in results:
+                    continue
+                eng = results[f"engine{suffix}"][b][figure]  # type: ignore[index]
+                bare = results[f"onnxruntime{suffix}"][b][figure]  # type: ignore[index]
+                cell[f"engine{suffix}_over_onnxruntime{suffix}.{figure}"] = round(eng / bare, 3)
+                cell[f"engine{suffix}_meets_0.9x_onnxruntime{suffix}.{figure}"] = eng >= 0.9 * bare
+                for other in ("ultralytics", "ultralytics_imgsz_matched"):
+                    ul = results.get(other, {})
+                    if isinstance(ul, dict) and b in ul:
+                        cell[f"engine{suffix}_over_{other}.{figure}"] = round(eng / ul[b][figure], 3)
+                        if other == "ultralytics":
+                            cell[f"engine{suffix}_meets_1.3x_ultralytics.{figure}"] = eng >= 1.3 * ul[b][figure]
         ratios[b] = cell
     record["ratios"] = ratios
     record["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

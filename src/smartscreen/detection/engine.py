@@ -76,6 +76,32 @@ class StageTimes:
         return self.preprocess_ms + self.inference_ms + self.postprocess_ms
 
 
+@dataclass(slots=True)
+class StageTotals:
+    """Cumulative wall time per stage since the last reset (for metrics and benchmarks)."""
+
+    calls: int = 0
+    images: int = 0
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+    def add(self, t: StageTimes) -> None:
+        self.calls += 1
+        self.images += t.batch_size
+        self.preprocess_ms += t.preprocess_ms
+        self.inference_ms += t.inference_ms
+        self.postprocess_ms += t.postprocess_ms
+
+    def per_image_ms(self) -> dict[str, float]:
+        n = max(self.images, 1)
+        return {
+            "preprocess_ms": self.preprocess_ms / n,
+            "inference_ms": self.inference_ms / n,
+            "postprocess_ms": self.postprocess_ms / n,
+        }
+
+
 def resolve_providers(
     requested: Sequence[str], available: Sequence[str], device_id: int = 0
 ) -> list[str | tuple[str, dict[str, str]]]:
@@ -180,6 +206,7 @@ class OnnxDetector:
         self._input_name = manifest.input.name
         self._output_names = [manifest.output.name]
         self.last_times: StageTimes | None = None
+        self.totals = StageTotals()
         self.warmup_ms: float | None = None
         if warmup:
             self.warmup()
@@ -263,6 +290,7 @@ class OnnxDetector:
             self._detect([image], [None])
             last = (time.perf_counter() - start) * 1e3
         self.warmup_ms = last
+        self.totals = StageTotals()
         return last
 
     # ----------------------------------------------------------------- Detector port
@@ -344,6 +372,7 @@ class OnnxDetector:
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
         )
+        self.totals.add(self.last_times)
         return results
 
     def input_shape_for(self, image_hw: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
