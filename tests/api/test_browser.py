@@ -17,6 +17,16 @@ from smartscreen.domain.events import VerdictKind
 from tests.api.conftest import PASSWORD, Env
 
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -47,19 +57,7 @@ def test_review_three_parcels_by_keyboard(served: tuple[str, Env], tmp_path: Pat
 
     url, env = served
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 850})
             errors: list[str] = []
@@ -123,3 +121,32 @@ def test_review_three_parcels_by_keyboard(served: tuple[str, Env], tmp_path: Pat
     tip = env.service.tip.event(tip_id)
     assert tip is not None and tip.outcome.value == "hit" and tip.response_ms is not None
     assert env.service.journal.events_for(tip_id) == []
+
+
+def test_supervisor_enables_tip_from_the_page(served: tuple[str, Env]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, env = served
+    env.client.post(f"/api/parcels/{env.parcels[0]}/verdicts", json={"kind": "false_alarm"}, headers=env.auth("op1"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 850})
+            page.goto(url + "/")
+            page.fill("#username", "sup1")
+            page.fill("#password", PASSWORD)
+            page.press("#password", "Enter")
+            expect(page.locator("#supervise")).to_be_visible()
+            page.keyboard.press("s")
+            expect(page.locator("#panel")).to_contain_text("Threat image projection")
+            expect(page.locator("#panel")).to_contain_text("op1")
+            page.check("#tip-enabled-op2")
+            page.fill("#tip-p-op2", "0.05")
+            page.click("#tip-save-op2")
+            expect(page.locator("#banner")).to_contain_text("TIP for op2 saved")
+            if os.environ.get("SMARTSCREEN_SCREENSHOT_DIR"):
+                page.screenshot(path=os.path.join(os.environ["SMARTSCREEN_SCREENSHOT_DIR"], "supervisor.png"))
+        finally:
+            browser.close()
+    settings = env.service.tip.settings("op2")
+    assert settings.enabled and settings.probability == 0.05 and settings.updated_by == "sup1"

@@ -66,6 +66,7 @@ async function start() {
   S.account = me;
   $("who").textContent = `${me.display_name} (${me.role}, centre ${me.centre_id})`;
   $("login").hidden = true; $("app").hidden = false;
+  $("supervise").hidden = me.role === "operator";
   await loadQueue(true);
   $("viewer").focus();
 }
@@ -278,6 +279,50 @@ async function verdict(kind) {
   finally { S.busy = false; }
 }
 
+// ---- supervisor panel: statistics, TIP settings and detection rates -------------------------------
+function table(headers, rows) {
+  const t = document.createElement("table"), head = document.createElement("tr");
+  for (const h of headers) head.append(text("th", h));
+  t.append(head);
+  for (const r of rows) { const tr = document.createElement("tr"); for (const c of r) { const td = document.createElement("td"); if (c instanceof Node) td.append(c); else td.textContent = c == null ? "-" : String(c); tr.append(td); } t.append(tr); }
+  return t;
+}
+const ms = (v) => (v == null ? "-" : v.toFixed(0));
+const pct = (v) => (v == null ? "-" : (100 * v).toFixed(0) + " %");
+
+async function showPanel() {
+  const panel = $("panel");
+  if (!panel.hidden) { panel.hidden = true; return; }
+  const [lines, ops, tip, report] = await Promise.all(["/api/stats/lines", "/api/stats/operators", "/api/tip/operators", "/api/tip/report"]
+    .map(async (p) => (await api(p)).json()));
+  const rates = Object.fromEntries(report.map((r) => [r.operator_id, r]));
+  panel.replaceChildren(text("h2", "Lines"),
+    table(["line", "parcels", "alarms", "pending", "reviewed", "threat", "false alarm", "opening"],
+      lines.map((l) => [l.line_id, l.parcels, l.alarms, l.pending_review, l.reviewed, l.threat_confirmed, l.false_alarm, l.needs_opening])),
+    text("h2", "Operators"),
+    table(["operator", "verdicts", "threat", "false alarm", "opening", "corrections", "median ms", "p90 ms"],
+      ops.map((o) => [o.operator_id, o.verdicts, o.threat_confirmed, o.false_alarm, o.needs_opening, o.corrections, ms(o.median_response_ms), ms(o.p90_response_ms)])),
+    text("h2", "Threat image projection"),
+    table(["operator", "enabled", "probability", "", "projected", "hits", "misses", "detection rate", "median ms", ""],
+      tip.map((s) => {
+        const enabled = document.createElement("input"); enabled.type = "checkbox"; enabled.checked = s.enabled; enabled.id = "tip-enabled-" + s.username;
+        const p = document.createElement("input"); p.type = "number"; p.min = "0"; p.max = "1"; p.step = "0.01"; p.value = String(s.probability); p.id = "tip-p-" + s.username;
+        const save = text("button", "Save"); save.type = "button"; save.id = "tip-save-" + s.username;
+        save.addEventListener("click", async () => {
+          try { await api("/api/tip/operators/" + encodeURIComponent(s.username), { method: "PUT", body: { enabled: enabled.checked, probability: Number(p.value) } }); banner(`TIP for ${s.username} saved`); }
+          catch (e) { banner(e.message, "err"); }
+        });
+        const now = text("button", "Project now"); now.type = "button";
+        now.addEventListener("click", async () => {
+          try { const r = await (await api(`/api/tip/operators/${encodeURIComponent(s.username)}/project`, { method: "POST", body: {} })).json(); banner(`TIP ${r.threat_class} queued for ${s.username}`); }
+          catch (e) { banner(e.message, "err"); }
+        });
+        const r = rates[s.username] || {};
+        return [s.username, enabled, p, save, r.projected ?? 0, r.hits ?? 0, r.misses ?? 0, pct(r.detection_rate), ms(r.median_response_ms), now];
+      })));
+  panel.hidden = false;
+}
+
 // ---- keyboard -----------------------------------------------------------------------------------
 function onKey(ev) {
   if ($("app").hidden || ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -292,6 +337,7 @@ function onKey(ev) {
   else if (k === "0") fitView();
   else if (k === "c") { S.draftClass = CLASSES[(CLASSES.indexOf(S.draftClass) + 1) % CLASSES.length]; renderHead(); }
   else if (k === "x") { S.drafts = []; renderDrafts(); }
+  else if (k === "s" && S.account && S.account.role !== "operator") showPanel().catch((e) => banner(e.message, "err"));
   else return;
   ev.preventDefault();
 }
@@ -300,6 +346,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const c of CLASSES) $("f-class").add(new Option(c, c));
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", () => logout(true));
+  $("supervise").addEventListener("click", () => showPanel().catch((e) => banner(e.message, "err")));
   for (const id of ["f-line", "f-class", "f-status"]) $(id).addEventListener("change", () => loadQueue(true).catch((e) => banner(e.message, "err")));
   const v = $("viewer");
   v.addEventListener("mousedown", onDown); window.addEventListener("mousemove", onMove); window.addEventListener("mouseup", onUp);
