@@ -154,6 +154,7 @@ class ScannerRandomisation:
     psf_sigma_px: tuple[float, float] = (0.45, 0.45)
     magnification: tuple[float, float] = (1.3, 1.3)
     belt_speed_mm_s: tuple[float, float] | None = None  # None: keep the base scanner's speed
+    line_pitch_ratio: tuple[float, float] = (1.0, 1.0)  # line pitch / channel pitch (pixel aspect along the belt)
     kvp_step: float = 10.0  # kVp is drawn on this grid so material LUTs can be cached
 
     def draw(self, base: ScannerParams, rng: np.random.Generator) -> ScannerParams:
@@ -172,7 +173,7 @@ class ScannerRandomisation:
             le_csi_mm=grid(self.le_csi_mm, 0.1),
             he_csi_mm=grid(self.he_csi_mm, 0.5),
             channel_pitch_mm=pitch,
-            line_pitch_mm=pitch,
+            line_pitch_mm=round(pitch * uniform(self.line_pitch_ratio), 4),
             channels=int(self.channels[int(rng.integers(len(self.channels)))]),
             dose_factor=uniform(self.dose_factor),
             read_noise_adu=uniform(self.read_noise_adu),

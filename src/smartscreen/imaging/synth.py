@@ -64,6 +64,7 @@ class ScannerRecipe(_Strict):
     psf_sigma_px: Range = (0.45, 0.45)
     magnification: Range = (1.3, 1.3)
     belt_speed_mm_s: Range = (2500.0, 2500.0)
+    line_pitch_ratio: Range = (1.0, 1.0)
     tube_current_ma: float = Field(default=8.0, gt=0)
     bit_depth: int = Field(default=16, ge=12, le=16)
     scanner_id: str = "sim"
@@ -81,6 +82,7 @@ class ScannerRecipe(_Strict):
         "psf_sigma_px",
         "magnification",
         "belt_speed_mm_s",
+        "line_pitch_ratio",
     )(_check_range)
 
     @field_validator("belt_speed_mm_s")
@@ -106,6 +108,7 @@ class ScannerRecipe(_Strict):
             psf_sigma_px=self.psf_sigma_px,
             magnification=self.magnification,
             belt_speed_mm_s=self.belt_speed_mm_s,
+            line_pitch_ratio=self.line_pitch_ratio,
         )
 
     def base(self) -> ScannerParams:
