@@ -214,3 +214,20 @@ def test_scanner_params_from_line_geometry_config() -> None:
     params = ScannerParams.from_geometry(geometry, belt_speed_mm_s=2500.0)
     assert (params.channels, params.kvp, params.line_pitch_mm, params.belt_speed_mm_s) == (768, 140.0, 0.8, 2500.0)
     assert params.line_rate_hz == pytest.approx(3125.0)
+
+
+def test_raw_file_reproduces_the_training_crop(tmp_path: Path) -> None:
+    """Inference framing = training framing: the stored raw scan, through the line's chain, gives the PNG's crop."""
+    from smartscreen.imaging import ImagingChain, content_box, read_raw_scan
+
+    assert main(["synth", "--out", str(tmp_path), "--count", "2", "--seed", "11", "--no-progress"]) == 0
+    import json
+
+    for meta_path in sorted((tmp_path / "meta").glob("*.json")):
+        meta = json.loads(meta_path.read_text())
+        raw = read_raw_scan(tmp_path / "raw" / f"{meta['id']}.npz")
+        rendered = ImagingChain.for_raw_scan(raw).process(raw.high, raw.low)
+        assert list(content_box(rendered.material)) == meta["crop_xyxy"]
+        png = cv2.imread(str(tmp_path / "images" / f"{meta['id']}.png"))
+        x0, y0, x1, y1 = meta["crop_xyxy"]
+        assert png.shape[:2] == (y1 - y0, x1 - x0)
