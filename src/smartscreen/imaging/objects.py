@@ -55,7 +55,63 @@ def _cell(length: float, radius: float, u0: float = 0.0, v0: float = 0.0, angle:
 # ---------------------------------------------------------------- threats
 
 
+def _folding_or_utility_knife(rng: np.random.Generator) -> ObjectModel:
+    prims: list[Primitive] = []
+    if rng.random() < 0.5:  # folding knife, closed or open
+        handle, hw = _u(rng, 85, 130), _u(rng, 18, 28)
+        blade = handle * _u(rng, 0.8, 0.95)
+        liner = _choice(rng, ("steel", "aluminium"))
+        prims.append(Plate(liner, rounded_rect(handle, hw, 6), 1.2 if liner == "steel" else 2.5))
+        prims.append(
+            Plate(_choice(rng, ("nylon", "cellulose")), rounded_rect(handle, hw, 6), _u(rng, 6, 10), density_scale=0.8)
+        )
+        bw = hw * 0.75
+        blade_poly: tuple[tuple[float, float], ...]
+        if rng.random() < 0.5:  # closed: blade folded inside the handle
+            blade_poly = (
+                (handle / 2 - 8, bw / 2),
+                (-handle / 2 + 10, bw / 2),
+                (-handle / 2 + 4, -bw / 4),
+                (handle / 2 - 8, -bw / 2),
+            )
+        else:  # open: blade beyond the handle
+            blade_poly = (
+                (handle / 2 - 8, bw / 2),
+                (handle / 2 + blade, bw / 3),
+                (handle / 2 + blade + 4, 0.0),
+                (handle / 2 + blade * 0.6, -bw / 2),
+                (handle / 2 - 8, -bw / 2),
+            )
+        prims.append(Plate("steel", blade_poly, _u(rng, 2.0, 3.5)))
+        prims.append(Disc("steel", (handle / 2 - 8, 0.0), 4.0, hw * 0.6))
+        prims.append(
+            Stroke("steel", ((-handle / 2 + 4, hw / 2 - 3), (-handle / 2 + 45, hw / 2 - 3)), 6.0, thickness_mm=1.0)
+        )  # clip
+    else:  # utility knife: plastic or metal body, trapezoid blade, slider
+        body, bw = _u(rng, 120, 170), _u(rng, 18, 26)
+        mat = _choice(rng, ("nylon", "aluminium"))
+        prims.append(Plate(mat, rounded_rect(body, bw, 5), 12.0 if mat == "nylon" else 3.0))
+        ext = _u(rng, 0.0, 35.0)
+        prims.append(
+            Plate(
+                "steel",
+                (
+                    (body / 2 - 50, bw * 0.35),
+                    (body / 2 + ext, bw * 0.35),
+                    (body / 2 + ext + 12, -bw * 0.3),
+                    (body / 2 - 50, -bw * 0.3),
+                ),
+                0.6,
+            )
+        )
+        prims.append(Plate("steel", rounded_rect(60, bw * 0.4, 2), 0.6))
+        prims.append(Disc("steel", (0.0, bw / 3), 4.0, 6.0))
+    return ObjectModel("knife", prims, is_threat=True)
+
+
 def knife(rng: np.random.Generator) -> ObjectModel:
+    if rng.random() < 0.3:
+        return _folding_or_utility_knife(rng)
     total = _u(rng, 170, 320)
     blade = total * _u(rng, 0.5, 0.62)
     w = _u(rng, 16, 38)
