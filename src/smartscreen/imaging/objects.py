@@ -1126,6 +1126,49 @@ def padding(rng: np.random.Generator) -> ObjectModel:
     )
 
 
+def cutlery(rng: np.random.Generator) -> ObjectModel:
+    """Spoons and forks: benign steel that a detector must not call a knife."""
+    prims: list[Primitive] = []
+    for k in range(int(rng.integers(1, 4))):
+        v = k * 30.0
+        length = _u(rng, 140, 200)
+        prims.append(Plate("steel", ((0, v - 4), (length * 0.62, v - 5), (length * 0.62, v + 5), (0, v + 4)), 1.8))
+        if rng.random() < 0.5:  # spoon bowl
+            prims.append(Plate("steel", ellipse_points(length * 0.78, v, length * 0.17, 20, n=18), 1.2))
+        else:  # fork tines
+            prims.append(
+                Plate(
+                    "steel",
+                    ((length * 0.62, v - 11), (length * 0.7, v - 12), (length * 0.7, v + 12), (length * 0.62, v + 11)),
+                    1.8,
+                )
+            )
+            for t in (-9.0, -3.0, 3.0, 9.0):
+                prims.append(Stroke("steel", ((length * 0.7, v + t), (length, v + t)), 2.5, thickness_mm=1.8))  # noqa: PERF401
+    return ObjectModel("cutlery", prims)
+
+
+def umbrella(rng: np.random.Generator) -> ObjectModel:
+    """Folded umbrella: aluminium/steel ribs and shaft in nylon canopy."""
+    length = _u(rng, 220, 320)
+    prims: list[Primitive] = [
+        Textile(
+            "nylon",
+            rounded_rect(length * 0.85, 45, 15),
+            30.0,
+            variation=0.4,
+            density_scale=0.08,
+            seed=int(rng.integers(1 << 30)),
+        ),
+        Rod(_choice(rng, ("aluminium", "steel")), (-length / 2, 0), (length / 2, 0), 5.0, wall_mm=0.8),
+        Rod("polyethylene", (-length / 2 - 60, 0), (-length / 2, 0), 14.0),
+    ]
+    for k in range(int(rng.integers(4, 9))):
+        off = -12 + 24 * k / 8
+        prims.append(Stroke("steel", ((-length * 0.4, off), (length * 0.45, off * 0.5)), 1.6))
+    return ObjectModel("umbrella", prims)
+
+
 CLUTTER: dict[str, tuple[Generator, float]] = {
     # kind: (generator, relative frequency)
     "clothes": (clothes, 3.0),
@@ -1140,6 +1183,8 @@ CLUTTER: dict[str, tuple[Generator, float]] = {
     "cosmetics": (cosmetics, 0.8),
     "toy": (toy, 0.6),
     "padding": (padding, 0.8),
+    "cutlery": (cutlery, 0.4),
+    "umbrella": (umbrella, 0.3),
 }
 
 
