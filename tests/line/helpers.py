@@ -17,7 +17,7 @@ import numpy as np
 
 from firmware_bridge.belt_plan import BeltPlan, PlannedParcel
 from smartscreen.config import SmartScreenConfig, parse_config
-from smartscreen.domain import GateCommanded, ParcelDecided, ParcelEvent
+from smartscreen.domain import DeadlineMissed, GateCommanded, ParcelDecided, ParcelEvent, Route
 from smartscreen.journal import Journal
 from smartscreen.runtime.emulation import SimulatedBelt
 
@@ -150,3 +150,34 @@ def decisions_and_commands(
         return out
     finally:
         journal.close()
+
+
+def check_gate_outcomes(
+    tmp: Path, line_id: str, expected: dict[int, Route], reached: dict[int, tuple[bool, bool]]
+) -> int:
+    """The acceptance rule for every parcel: exactly one decision and at most one command, journaled; a
+    policy decision commanded before the gate is what the gate did; anything else (late, missing, errored)
+    is a recorded fail-closed divert. Threats are never released. ``reached`` maps parcel seq ->
+    (diverted, commanded_in_time) from the emulated gate. Returns how many parcels were decided in time.
+    """
+    journaled = decisions_and_commands(tmp, [f"{line_id}-{seq}" for seq in expected])
+    events = {seq: journal_events(tmp, f"{line_id}-{seq}") for seq in expected}
+    on_time = 0
+    for seq, route in expected.items():
+        pid = f"{line_id}-{seq}"
+        decided, commanded = journaled[pid]
+        assert len(decided) == 1, f"{pid}: {len(decided)} decisions journaled"
+        assert len(commanded) <= 1, f"{pid}: {len(commanded)} gate commands"
+        decision = decided[0].decision
+        diverted, in_time = reached[seq]
+        if route is not Route.CLEAR:
+            assert diverted, f"{pid}: a parcel that must be diverted was released"
+        if decision.fail_closed:
+            assert decision.route is Route.REJECT and decision.reasons and diverted, pid
+        elif in_time:
+            assert decision.route is route, f"{pid}: policy said {decision.route}, expected {route}"
+            assert diverted is decision.route.diverts, f"{pid}: gate did not follow the command"
+            on_time += 1
+        else:  # a policy decision whose command missed the gate: diverted by default, and recorded
+            assert diverted and any(isinstance(e, DeadlineMissed) for e in events[seq]), pid
+    return on_time

@@ -47,7 +47,7 @@ def start_runtime(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def test_kill_9_and_restart_loses_nothing(tmp_path: Path, tiny_model_dir: Path) -> None:
     b = belt(["clean", "threat", "clean"] * 20)
     write_waybills(tmp_path / "waybills.json", [c for p in b.plan.parcels for c in p.barcodes])
-    emu = EmulatedLine(b.plan)
+    emu = EmulatedLine(b.plan, repeat=True)  # the belt keeps running however long the restart takes
     emu.start()
     db = tmp_path / "journal.db"
     config = tmp_path / "line.yaml"

@@ -186,6 +186,13 @@ class ScreeningCentre:
             raise ConfigError(f"line {line_cfg.id}: io_board sim:// needs a sim:// scanner (one emulated belt)")
         handles = LineHandles(line=None, site=site)  # type: ignore[arg-type]
         try:
+            # everything slow (material LUT) is built before the devices start streaming
+            imaging = ImagingStage(scanner_params(line_cfg))
+        except Exception:
+            if site is not None:
+                site.stop()
+            raise
+        try:
             source = self._open_source(line_cfg, site)
             handles.closers.append(source)
             io_board = self._open_io(line_cfg, site)
@@ -224,16 +231,6 @@ class ScreeningCentre:
             for c in reversed(extra_closers):
                 c.stop() if hasattr(c, "stop") else c.close()  # type: ignore[attr-defined]
 
-        try:
-            imaging = ImagingStage(scanner_params(line_cfg))
-        except Exception:
-            gate.close()
-            close_extras()
-            for c in reversed(handles.closers[:2]):
-                c.close()  # type: ignore[attr-defined]
-            if site is not None:
-                site.stop()
-            raise
         handles.line = ScreeningLine(
             settings,
             source=source,
@@ -244,6 +241,9 @@ class ScreeningCentre:
             first_gate_sequence=_start_sequence(),
             on_close=close_extras,
         ).start()
+        start_acquisition = getattr(source, "start_acquisition", None)
+        if callable(start_acquisition):  # the line's threads are running: now let the scanner stream
+            start_acquisition()
         if site is not None:
             logger.info("line %s: emulated scanner at %s, I/O board at %s", line_cfg.id, site.scanner_url, site.io_url)
         return handles
@@ -258,7 +258,7 @@ class ScreeningCentre:
         end = time.monotonic() + self.config.runtime.connect_timeout_s
         while True:
             try:
-                return GigeLineSource(url)
+                return GigeLineSource(url, start=False)
             except GigeError as e:
                 if time.monotonic() >= end:
                     raise

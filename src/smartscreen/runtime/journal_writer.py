@@ -1,9 +1,12 @@
 """The journal stage: one thread owns the journal connection and group-commits events.
 
-Every stage hands its events to :meth:`JournalWriter.append`, which returns once they are
-committed (durable: SQLite WAL with ``synchronous=FULL``, or PostgreSQL). Events that arrive
-while a commit runs are written together in the next transaction, so many stages pay for one
-fsync. A failed commit raises :class:`~smartscreen.errors.StorageError` in every waiter.
+:meth:`JournalWriter.append` returns once the events are committed (durable: SQLite WAL with
+``synchronous=FULL``, or PostgreSQL); the gate stage uses it to write ahead of every command.
+:meth:`JournalWriter.post` queues events without waiting (stages that read devices must never
+block on a disk). Events are committed in the order they were handed over, so whatever was
+posted before a durable append is durable when that append returns. Events that arrive while a
+commit runs are written together in the next transaction, so many stages pay for one fsync. A
+failed commit raises :class:`~smartscreen.errors.StorageError` in every waiter and is counted.
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ class JournalWriter:
     def depth(self) -> int:
         with self._cond:
             return sum(len(e) for e, _ in self._pending)
+
+    def post(self, events: Sequence[ParcelEvent]) -> None:
+        """Queue events for the next commit without waiting (failures are logged and counted)."""
+        if not events:
+            return
+        future: Future[list[int]] = Future()
+        with self._cond:
+            if not self._running:
+                raise StorageError("the journal writer is not running")
+            if len(self._pending) >= self._max_pending:
+                self.errors += 1
+                raise StorageError(f"journal backlog full ({self._max_pending} batches): storage is too slow")
+            self._pending.append((list(events), future))
+            self._cond.notify()
 
     def append(self, events: Sequence[ParcelEvent]) -> list[int]:
         """Record events durably (one transaction with whatever else is waiting); returns their sequence numbers."""

@@ -306,7 +306,9 @@ class ScreeningLine:
                 for key in list(self._entries)[:1024]:
                     del self._entries[key]
         self.gate.expect(parcel_id, msg.at_ns)  # from now on the parcel cannot leave without a command
-        self.shared.journal.append(
+        # queued, not awaited: the I/O board is read without ever waiting for a disk; the gate's
+        # write-ahead commit of this parcel's command makes this entry durable first (FIFO)
+        self.shared.journal.post(
             [
                 ParcelEntered(
                     parcel_id=parcel_id,
@@ -392,7 +394,7 @@ class ScreeningLine:
             self._submit_detection(work)  # detection runs while the images are stored
         raw_sha = self.shared.images.put(_raw_npz(scan, calibration, self.imaging.params))
         render_sha = self.shared.images.put(_png(work.rendered.rgb)) if work.rendered is not None else ""
-        self.shared.journal.append(
+        self.shared.journal.post(
             [
                 ParcelScanned(
                     parcel_id=work.parcel_id,
