@@ -140,7 +140,10 @@ class ModbusGate:
             from pymodbus.client import ModbusTcpClient
         except ImportError as e:
             raise MissingDependencyError("the Modbus TCP gate driver", "modbus") from e
-        self._client = ModbusTcpClient(host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0.1)
+        # pymodbus traces every failed transaction on stdout/log; our own errors say what matters
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        # the per-request timeout bounds one Modbus exchange; command() bounds the whole acknowledgement
+        self._client = ModbusTcpClient(host, port=port, timeout=max(timeout_s, 0.5), retries=0, reconnect_delay=0.1)
         self._unit = unit
         self._lock = threading.Lock()
         self.address = f"{host}:{port}"

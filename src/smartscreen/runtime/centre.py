@@ -138,10 +138,22 @@ class ScreeningCentre:
             self.metrics_url = f"http://{host}:{server.server_port}/metrics"
         simulated = any(urlsplit(line.scanner).scheme == "sim" for line in cfg.lines)
         codes = self._tracking_numbers() if simulated else ()
+        # slow preparation first (simulated belts, material LUTs), while no belt is moving yet,
+        # so no line starts streaming while another one is still being prepared
+        self._sites: dict[str, EmulatedSite] = {}
+        prepared: dict[str, ImagingStage] = {}
         try:
             for line_cfg in cfg.lines:
-                self.lines[line_cfg.id] = self._start_line(line_cfg, shared, codes)
+                site = self._prepare_site(line_cfg, codes)
+                if site is not None:
+                    self._sites[line_cfg.id] = site
+                prepared[line_cfg.id] = ImagingStage(scanner_params(line_cfg))
+            for line_cfg in cfg.lines:
+                site = self._sites.pop(line_cfg.id, None)
+                self.lines[line_cfg.id] = self._start_line(line_cfg, shared, site, prepared[line_cfg.id])
         except Exception:
+            for site in self._sites.values():
+                site.stop()
             self.stop()
             raise
         self._started_at = time.monotonic()
@@ -168,7 +180,7 @@ class ScreeningCentre:
             return tuple(r.tracking_no for r in read_waybill_file(url_path(url)))
         return ()
 
-    def _start_line(self, line_cfg: LineConfig, shared: SharedStages, codes: tuple[str, ...]) -> LineHandles:
+    def _prepare_site(self, line_cfg: LineConfig, codes: tuple[str, ...]) -> EmulatedSite | None:
         site: EmulatedSite | None = None
         scanner_scheme = urlsplit(line_cfg.scanner).scheme
         gate_parts = urlsplit(line_cfg.gate)
@@ -184,14 +196,12 @@ class ScreeningCentre:
             raise ConfigError(f"line {line_cfg.id}: replay:// scanners are not supported by the runtime yet")
         elif urlsplit(line_cfg.io_board).scheme == "sim":
             raise ConfigError(f"line {line_cfg.id}: io_board sim:// needs a sim:// scanner (one emulated belt)")
+        return site
+
+    def _start_line(
+        self, line_cfg: LineConfig, shared: SharedStages, site: EmulatedSite | None, imaging: ImagingStage
+    ) -> LineHandles:
         handles = LineHandles(line=None, site=site)  # type: ignore[arg-type]
-        try:
-            # everything slow (material LUT) is built before the devices start streaming
-            imaging = ImagingStage(scanner_params(line_cfg))
-        except Exception:
-            if site is not None:
-                site.stop()
-            raise
         try:
             source = self._open_source(line_cfg, site)
             handles.closers.append(source)
