@@ -209,7 +209,7 @@ def run_n(n: int, args: argparse.Namespace, model: Path, workdir: Path) -> dict[
         f"""
 centre: {{id: BENCH}}
 lines:{lines}
-detector: {{package: "{model}", max_batch: 8, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500}}
+detector: {{package: "{model}", max_batch: {args.max_batch}, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500}}
 journal: {{url: "sqlite:///{run_dir / "journal.db"}", image_dir: "{run_dir / "images"}"}}
 waybill: {{url: "file://{ROOT / "datasets/waybills/demo-waybills.json"}"}}
 runtime: {{drain_s: 3}}
@@ -295,6 +295,9 @@ def main() -> int:
         type=int,
         default=1,
         help="onnxruntime threads (1 avoids spinning pool threads competing with the line on 2 cores)",
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=1, help="detector micro-batch limit (1: every scan runs at once)"
     )
     parser.add_argument("--parcels", type=int, default=10, help="distinct simulated parcels per line (cycled)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "line.json")
