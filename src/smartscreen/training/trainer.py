@@ -238,7 +238,7 @@ def train(settings: TrainSettings, *, on_epoch: Callable[[dict[str, float]], Non
         device=settings.device,
         workers=0,
         amp=False,
-        pretrained=False,
+        pretrained=not model_ref.endswith((".yaml", ".yml")),  # fine-tuning our own .pt keeps its weights
         patience=settings.patience,
         close_mosaic=settings.close_mosaic,
         mosaic=settings.mosaic,
