@@ -42,6 +42,7 @@ system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v arv-fake-gv-camera-0.8 >/dev/null || missing="$$missing aravis-tools"; \
+	command -v arv-tool-0.8 >/dev/null || missing="$$missing aravis-tools-cli"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
