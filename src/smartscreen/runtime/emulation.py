@@ -103,6 +103,9 @@ def simulate_belt(line: LineConfig, options: SimOptions, tracking_numbers: tuple
     flags: list[bool] = []
     classes: list[tuple[str, ...]] = []
     air_h, air_l = sim.air_lines(64)
+    # waybills are drawn without replacement: one label on two parcels a few metres apart is a real
+    # MISMATCH the associator must flag, so the emulated belt must not create it by chance
+    label_order = np.random.default_rng(options.seed + 2).permutation(max(len(tracking_numbers), 1))
     for i in range(options.parcels):
         threat = bool(rng.random() < options.threat_rate)
         simulated = sim.simulate(1.0 if threat else 0.0)
@@ -129,7 +132,7 @@ def simulate_belt(line: LineConfig, options: SimOptions, tracking_numbers: tuple
         elif roll < options.noread + options.multiread + options.unknown or not tracking_numbers:
             codes = (f"ZZ{options.seed:03d}{i:07d}",)
         else:
-            codes = (tracking_numbers[int(rng.integers(len(tracking_numbers)))],)
+            codes = (tracking_numbers[int(label_order[i % len(label_order)])],)
         gap = float(rng.uniform(options.min_gap_mm, options.max_gap_mm))
         parcels.append(PlannedParcel(_u16(high), _u16(low), codes, gap))
         flags.append(bool(simulated.threats))
