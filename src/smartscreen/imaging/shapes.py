@@ -95,6 +95,17 @@ class Canvas:
             return None
         return r0, r1, c0, c1
 
+    def polygon_mask(self, plane: F64) -> tuple[tuple[int, int, int, int], npt.NDArray[np.uint8]] | None:
+        """Anti-aliased 0..255 mask of a plane polygon inside its pixel window, or None if off the canvas."""
+        win = self.window(plane)
+        if win is None:
+            return None
+        r0, r1, c0, c1 = win
+        px = self.to_px(plane) - np.array([c0, r0], dtype=np.float64)
+        mask = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
+        cv2.fillPoly(mask, [np.rint(px * 16).astype(np.int32).reshape(-1, 1, 2)], 255, lineType=cv2.LINE_AA, shift=4)
+        return win, mask
+
     def pixel_centres_mm(self, r0: int, r1: int, c0: int, c1: int) -> tuple[F64, F64]:
         rows = (np.arange(r0, r1, dtype=np.float64) + 0.5) * self.pixel_mm[0]
         cols = (np.arange(c0, c1, dtype=np.float64) + 0.5) * self.pixel_mm[1]
@@ -157,15 +168,10 @@ class Plate(Primitive):
         return np.asarray(self.polygon_uv, dtype=np.float64)
 
     def rasterise(self, canvas: Canvas, pose: Pose, rng: np.random.Generator) -> list[Patch]:
-        plane = pose.to_plane(self.outline_uv())
-        win = canvas.window(plane)
-        if win is None:
+        drawn = canvas.polygon_mask(pose.to_plane(self.outline_uv()))
+        if drawn is None:
             return []
-        r0, r1, c0, c1 = win
-        px = canvas.to_px(plane) - np.array([c0, r0], dtype=np.float64)
-        mask = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
-        pts = np.rint(px * 16).astype(np.int32).reshape(-1, 1, 2)
-        cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=4)
+        win, mask = drawn
         areal = mask.astype(np.float64) * (1.0 / 255.0) * _areal(self.material, self.thickness_mm, self.density_scale)
         p = _patch(self.material, win, areal)
         return [p] if p else []
@@ -406,14 +412,11 @@ class Textile(Primitive):
         return np.asarray(self.polygon_uv, dtype=np.float64)
 
     def rasterise(self, canvas: Canvas, pose: Pose, rng: np.random.Generator) -> list[Patch]:
-        plane = pose.to_plane(self.outline_uv())
-        win = canvas.window(plane)
-        if win is None:
+        drawn = canvas.polygon_mask(pose.to_plane(self.outline_uv()))
+        if drawn is None:
             return []
+        win, mask = drawn
         r0, r1, c0, c1 = win
-        px = canvas.to_px(plane) - np.array([c0, r0], dtype=np.float64)
-        mask = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
-        cv2.fillPoly(mask, [np.rint(px * 16).astype(np.int32).reshape(-1, 1, 2)], 255, lineType=cv2.LINE_AA, shift=4)
         local = np.random.default_rng(self.seed)
         h, w = r1 - r0, c1 - c0
         # texture and fold lines at quarter resolution, then upsampled (they are smooth anyway)
