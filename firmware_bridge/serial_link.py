@@ -235,16 +235,18 @@ class FramedLink:
                 return  # an old port's late error: the link has already moved on
             port, self._port = self._port, None
             was = self._connected.is_set()
+            if error is not None and was:
+                # Record why before anyone can observe the link as disconnected.
+                self.stats.disconnects += 1
+                self.last_error = f"{self.name}: serial port lost: {error}"
             self._connected.clear()
+        if error is not None and was:
+            logger.error("%s; reconnecting every %.1f s", self.last_error, self._reconnect_period)
         if port is not None:
             try:
                 port.close()
             except (OSError, serial.SerialException) as e:
                 logger.debug("%s: closing port: %s", self.name, e)
-        if error is not None and was:
-            self.stats.disconnects += 1
-            self.last_error = f"{self.name}: serial port lost: {error}"
-            logger.error("%s; reconnecting every %.1f s", self.last_error, self._reconnect_period)
         with self._ack_cond:
             self._ack_cond.notify_all()
 

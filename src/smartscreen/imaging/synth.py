@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from threadpoolctl import threadpool_limits
 
 from smartscreen.domain.taxonomy import CLASS_NAMES
 from smartscreen.errors import ConfigError
@@ -321,9 +322,12 @@ def write_dataset(
                 ids.append(_write_parcel(out, item))
                 bar.update(1)
     else:
-        for task in tasks:
-            ids.append(_write_parcel(out, _synth_task(task)))
-            bar.update(1)
+        # single-threaded BLAS as in the workers: multi-threaded sgemm rounds differently, and the files
+        # must not depend on the worker count
+        with threadpool_limits(limits=1, user_api="blas"):
+            for task in tasks:
+                ids.append(_write_parcel(out, _synth_task(task)))
+                bar.update(1)
     bar.close()
     write_data_yaml(out)
     return ids
@@ -331,6 +335,7 @@ def write_dataset(
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _synth_task(task: tuple[Recipe, int, int]) -> SynthParcel:
