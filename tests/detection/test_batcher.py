@@ -104,14 +104,42 @@ def _req(seq: int, deadline_ms: float, submitted_ms: float = 0.0) -> _Request:
 
 
 def test_latency_model_scales_and_learns() -> None:
-    model = LatencyModel(10.0, alpha=0.5, safety_factor=1.0, margin_ms=0.0)
-    assert model.raw_ns(4) == pytest.approx(40 * MS)
+    now = [0]
+    model = LatencyModel(10.0, window=3, safety_factor=1.0, margin_ms=0.0, clock_ns=lambda: now[0])
+    assert model.raw_ns(4) == pytest.approx(40 * MS)  # nothing measured: the start value, scaled
     model.observe(4, 20 * MS)  # the first measurement of a size replaces the scaled guess
     assert model.raw_ns(4) == pytest.approx(20 * MS)
-    model.observe(4, 40 * MS)  # later ones are averaged (alpha 0.5)
+    model.observe(4, 40 * MS)  # median of the window
     assert model.raw_ns(4) == pytest.approx(30 * MS)
     assert model.raw_ns(8) == pytest.approx(60 * MS)  # scaled from the nearest measured size
-    assert model.estimate_ns(8) > model.raw_ns(8) * 0.99  # scaled from the nearest measured size
+    assert model.estimate_ns(8) > model.raw_ns(8) * 0.99
+
+
+def test_one_stall_does_not_move_the_estimate_and_a_lasting_change_does() -> None:
+    now = [0]
+    model = LatencyModel(20.0, window=9, safety_factor=1.0, margin_ms=0.0, clock_ns=lambda: now[0])
+    for _ in range(8):
+        model.observe(1, 20 * MS)
+    model.observe(1, 2_000 * MS)  # one stalled inference
+    assert model.raw_ns(1) == pytest.approx(20 * MS)
+    for _ in range(5):  # the model really got slower: a majority of the window
+        model.observe(1, 80 * MS)
+    assert model.raw_ns(1) == pytest.approx(80 * MS)
+
+
+def test_an_estimate_that_locked_out_every_scan_recovers_by_age() -> None:
+    now = [0]
+    model = LatencyModel(20.0, window=3, max_age_s=30.0, safety_factor=1.0, margin_ms=0.0, clock_ns=lambda: now[0])
+    for _ in range(3):
+        model.observe(1, 900 * MS)  # a slow spell; every later scan expires unrun, nothing new is measured
+    planner = BatchPlanner(max_batch=1, max_wait_ns=0, latency=model)
+    planner.push(_req(0, deadline_ms=500))
+    assert [r.tag for r in planner.plan(now_ns=0, executor_free=True).expired] == [0]
+    now[0] = 31 * 1_000_000_000  # 31 s later the slow measurements are forgotten: back to the warm-up value
+    assert model.raw_ns(1) == pytest.approx(20 * MS)
+    planner.push(_req(1, deadline_ms=31_000 + 500))
+    plan = planner.plan(now_ns=now[0], executor_free=True)
+    assert plan.expired == [] and [r.tag for r in plan.batch] == [1]
 
 
 def test_planner_orders_by_deadline_and_waits_to_fill() -> None:

@@ -29,9 +29,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -92,7 +94,15 @@ class DetectionOutcome:
 
 
 class LatencyModel:
-    """Estimated wall time of a batch of ``n``: an exponentially weighted mean per batch size.
+    """Estimated wall time of a batch of ``n``: the median of the recent measurements per batch size.
+
+    The median of the last ``window`` batches of a size, not a running mean: one stalled
+    inference (a page fault storm, another process on the CPU) does not move it, a lasting
+    change in speed does once it makes up half the window. Measurements older than
+    ``max_age_s`` are forgotten, and a size without recent ones falls back to the start
+    value (the warm-up latency): an estimate that a slow spell drove so high that every
+    scan was answered ``DEADLINE_MISSED`` without running (so nothing new was measured)
+    recovers by itself instead of failing the line closed for good.
 
     Sizes never measured are scaled linearly from the nearest measured size (inference
     cost on CPU grows linearly with the batch). ``estimate_ns`` includes a safety factor
@@ -100,27 +110,51 @@ class LatencyModel:
     """
 
     def __init__(
-        self, initial_ms: float, *, alpha: float = 0.2, safety_factor: float = 1.25, margin_ms: float = 2.0
+        self,
+        initial_ms: float,
+        *,
+        window: int = 9,
+        max_age_s: float = 30.0,
+        safety_factor: float = 1.25,
+        margin_ms: float = 2.0,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         if initial_ms <= 0:
             raise ValueError(f"initial latency must be > 0 ms, got {initial_ms}")
-        self._by_size: dict[int, float] = {1: initial_ms * _MS}
-        self._alpha = alpha
+        if window < 1 or max_age_s <= 0:
+            raise ValueError(f"window must be >= 1 and max_age_s > 0, got {window}, {max_age_s}")
+        self._initial_ns = initial_ms * _MS
+        self._window = window
+        self._max_age_ns = int(max_age_s * 1e9)
+        self._samples: dict[int, deque[tuple[int, int]]] = {}  # size -> (measured at, elapsed ns)
         self._safety = safety_factor
         self._margin_ns = margin_ms * _MS
+        self._clock_ns = clock_ns
         self._lock = threading.Lock()
 
     def observe(self, n: int, elapsed_ns: int) -> None:
         with self._lock:
-            old = self._by_size.get(n)
-            self._by_size[n] = float(elapsed_ns) if old is None else old + self._alpha * (elapsed_ns - old)
+            self._samples.setdefault(n, deque(maxlen=self._window)).append((self._clock_ns(), elapsed_ns))
+
+    def _medians(self) -> dict[int, float]:
+        oldest = self._clock_ns() - self._max_age_ns
+        medians: dict[int, float] = {}
+        for size, samples in self._samples.items():
+            while samples and samples[0][0] < oldest:
+                samples.popleft()
+            if samples:
+                medians[size] = float(statistics.median(e for _, e in samples))
+        return medians
 
     def raw_ns(self, n: int) -> float:
         with self._lock:
-            if n in self._by_size:
-                return self._by_size[n]
-            k = min(self._by_size, key=lambda size: (abs(size - n), -size))
-            return self._by_size[k] * n / k
+            medians = self._medians()
+        if n in medians:
+            return medians[n]
+        if not medians:
+            return self._initial_ns * n
+        k = min(medians, key=lambda size: (abs(size - n), -size))
+        return medians[k] * n / k
 
     def estimate_ns(self, n: int) -> int:
         return int(self.raw_ns(n) * self._safety + self._margin_ns)
@@ -236,7 +270,7 @@ class MicroBatcher:
         if initial_latency_ms is None:
             warm = getattr(detector, "warmup_ms", None)
             initial_latency_ms = float(warm) if isinstance(warm, int | float) and warm > 0 else 50.0
-        self.latency = LatencyModel(initial_latency_ms)
+        self.latency = LatencyModel(initial_latency_ms, clock_ns=self.clock.monotonic_ns)
         self._planner = BatchPlanner(max_batch, int(max_wait_ms * _MS), self.latency)
         self.max_queue = max_queue
         self.timeout_ns = int(timeout_ms * _MS)
