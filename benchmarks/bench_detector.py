@@ -20,6 +20,8 @@ generated parcel-like pseudo-colour scans (1 024 channels, white air, a parcel w
 organic/inorganic/metal objects). Cost does not depend on weights, so random weights are
 valid for speed; with them ultralytics and the engine see no detections.
 
+The engine and the bare loop alternate call by call on the same images, so both see the same
+machine state; ultralytics (another process) takes turns with them round by round.
 Latency figures are per call (one batch), images/s = images / total time. The machine load
 (``/proc/loadavg``) is recorded before and after each phase: the CPU is shared.
 """
@@ -193,6 +195,32 @@ def timed_passes(run_chunk, chunks: list, min_seconds: float, min_passes: int = 
     return latencies, images
 
 
+def paired_passes(  # type: ignore[no-untyped-def]
+    run_a,
+    chunks_a: list,
+    name_a: str,
+    run_b,
+    chunks_b: list,
+    name_b: str,
+    min_seconds: float,  # type: ignore[type-arg]
+) -> dict[str, tuple[list[float], int]]:
+    """Two modes over the same chunks, alternating call by call; latencies and image counts per mode."""
+    lat: dict[str, list[float]] = {name_a: [], name_b: []}
+    images = 0
+    start = time.perf_counter()
+    while not lat[name_a] or time.perf_counter() - start < min_seconds:
+        for chunk_a, chunk_b in zip(chunks_a, chunks_b, strict=True):
+            t0 = time.perf_counter()
+            run_a(chunk_a)
+            t1 = time.perf_counter()
+            run_b(chunk_b)
+            t2 = time.perf_counter()
+            lat[name_a].append(t1 - t0)
+            lat[name_b].append(t2 - t1)
+            images += len(chunk_a)
+    return {name_a: (lat[name_a], images), name_b: (lat[name_b], images)}
+
+
 def chunked(items: list, size: int) -> list[list]:  # type: ignore[type-arg]
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     return [c for c in chunks if len(c) == size]  # equal batch sizes only
@@ -241,7 +269,8 @@ def bench_all(
     args: argparse.Namespace,
     worker: UltralyticsWorker | None,
 ) -> dict[str, dict[str, object]]:
-    """Every mode at every batch size; within a batch size the modes take turns, round by round."""
+    """Every mode at every batch size; within a batch size the modes take turns, round by round (the engine
+    and the bare loop also call by call)."""
     import onnxruntime as ort
 
     from smartscreen.detection.engine import OnnxDetector, plan_batches, resolve_providers, session_options
@@ -296,24 +325,32 @@ def bench_all(
             for chunk, calls in zip(chunks[:2], tensors[:2], strict=True):  # warm-up
                 run_engine(chunk)
                 run_ort(calls)
-            modes[f"engine{tag}"] = lambda sec, f=run_engine, c=chunks: timed_passes(f, c, sec, min_passes=1)
-            modes[f"onnxruntime{tag}"] = lambda sec, f=run_ort, t=tensors: timed_passes(f, t, sec, min_passes=1)
+            # engine and bare loop take turns call by call (same images, same moment): load drift on the
+            # shared CPU hits both alike, which round-by-round turns cannot promise
+            modes[f"engine{tag}+onnxruntime{tag}"] = (
+                lambda sec, fe=run_engine, fo=run_ort, c=chunks, t=tensors, e=f"engine{tag}", o=f"onnxruntime{tag}": (
+                    paired_passes(fe, c, e, fo, t, o, sec)
+                )
+            )
             results[f"onnxruntime{tag}"][str(b)] = {
                 "input_shapes_chw": sorted({tuple(int(x) for x in t.shape[1:]) for c in tensors for t in c}),
                 "session_runs_per_pass": sum(len(c) for c in tensors),
             }
         if worker is not None:
             worker.passes(b, 0.0)  # warm-up
-            modes["ultralytics"] = lambda sec, bb=b: worker.passes(bb, sec)
+            modes["ultralytics"] = lambda sec, bb=b: {"ultralytics": worker.passes(bb, sec)}
             if "ultralytics_imgsz_matched" in results:
                 worker.passes(b, 0.0, nominal)
-                modes["ultralytics_imgsz_matched"] = lambda sec, bb=b: worker.passes(bb, sec, nominal)
-        collected: dict[str, tuple[list[float], int]] = {m: ([], 0) for m in modes}
+                modes["ultralytics_imgsz_matched"] = lambda sec, bb=b: {
+                    "ultralytics_imgsz_matched": worker.passes(bb, sec, nominal)
+                }
+        collected: dict[str, tuple[list[float], int]] = {}
         per_round = args.min_seconds / args.rounds
         for _ in range(args.rounds):  # take turns so load drift on the shared CPU hits every mode alike
-            for mode, run in modes.items():
-                lat, n = run(per_round)  # type: ignore[operator]
-                collected[mode] = (collected[mode][0] + lat, collected[mode][1] + n)
+            for run in modes.values():
+                for mode, (lat, n) in run(per_round).items():  # type: ignore[operator]
+                    old_lat, old_n = collected.get(mode, ([], 0))
+                    collected[mode] = (old_lat + lat, old_n + n)
         for mode, (lat, n) in collected.items():
             cell = results[mode].setdefault(str(b), {})
             assert isinstance(cell, dict)
@@ -328,7 +365,7 @@ def bench_all(
             cell["providers_in_use"] = list(det.providers_in_use)
             cell["shape_policy"] = det.shape_policy
         print(
-            f"batch {b}: " + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in modes),  # type: ignore[index]
+            f"batch {b}: " + ", ".join(f"{m} {results[m][str(b)]['images_per_s']} img/s" for m in collected),  # type: ignore[index]
             file=sys.stderr,
         )
     return results
