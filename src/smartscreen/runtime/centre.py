@@ -32,6 +32,7 @@ from smartscreen.runtime.emulation import EmulatedSite, SimOptions, SimulatedBel
 from smartscreen.runtime.journal_writer import JournalWriter
 from smartscreen.runtime.line import LineSettings, ScreeningLine
 from smartscreen.runtime.metrics import LineMetrics
+from smartscreen.runtime.replay import replay_belt, replay_source
 from smartscreen.runtime.shared import ImagingStage, SharedStages
 from smartscreen.runtime.waybill_stage import WaybillStage
 
@@ -136,7 +137,7 @@ class ScreeningCentre:
             server, _ = start_http_server(cfg.metrics.port, addr=host, registry=self.metrics.registry)
             self._metrics_server = server
             self.metrics_url = f"http://{host}:{server.server_port}/metrics"
-        simulated = any(urlsplit(line.scanner).scheme == "sim" for line in cfg.lines)
+        simulated = any(urlsplit(line.scanner).scheme in ("sim", "replay") for line in cfg.lines)
         codes = self._tracking_numbers() if simulated else ()
         # slow preparation first (simulated belts, material LUTs), while no belt is moving yet,
         # so no line starts streaming while another one is still being prepared
@@ -193,9 +194,20 @@ class ScreeningCentre:
                 line_cfg, options, codes, with_plc=gate_parts.scheme == "plc-sim", belt=self._belts.get(line_cfg.id)
             ).start()
         elif scanner_scheme == "replay":
-            raise ConfigError(f"line {line_cfg.id}: replay:// scanners are not supported by the runtime yet")
+            if urlsplit(line_cfg.io_board).scheme != "sim":
+                raise ConfigError(
+                    f"line {line_cfg.id}: a replay:// scanner plays its scans on an emulated belt: set io_board: sim://"
+                )
+            options = replay_source(line_cfg.scanner)[1]
+            io_options = urlsplit(line_cfg.io_board)
+            if "io" in parse_qs(io_options.query):
+                options = dataclasses.replace(options, io=parse_qs(io_options.query)["io"][-1])
+            belt = self._belts.get(line_cfg.id) or replay_belt(line_cfg, line_cfg.scanner, codes)
+            site = EmulatedSite(line_cfg, options, codes, with_plc=gate_parts.scheme == "plc-sim", belt=belt).start()
         elif urlsplit(line_cfg.io_board).scheme == "sim":
-            raise ConfigError(f"line {line_cfg.id}: io_board sim:// needs a sim:// scanner (one emulated belt)")
+            raise ConfigError(
+                f"line {line_cfg.id}: io_board sim:// needs a sim:// or replay:// scanner (one emulated belt)"
+            )
         return site
 
     def _start_line(
@@ -294,7 +306,9 @@ class ScreeningCentre:
             return IoBoardGate(io_board)  # type: ignore[arg-type]
         if parts.scheme == "plc-sim":
             if site is None or site.plc is None:
-                raise ConfigError(f"line {line_cfg.id}: plc-sim:// gates need a sim:// scanner (one emulated belt)")
+                raise ConfigError(
+                    f"line {line_cfg.id}: plc-sim:// gates need a sim:// or replay:// scanner (one emulated belt)"
+                )
             if query.get("modbus", "0") in ("1", "true", "yes"):
                 server = ModbusPlcServer(site.plc).start()
                 handles.closers.append(server)

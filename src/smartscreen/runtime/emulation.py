@@ -110,49 +110,83 @@ def simulate_belt(line: LineConfig, options: SimOptions, tracking_numbers: tuple
         threat = bool(rng.random() < options.threat_rate)
         simulated = sim.simulate(1.0 if threat else 0.0)
         _, y0, _, y1 = simulated.parcel_box_xyxy
-        high, low = simulated.high[y0:y1], simulated.low[y0:y1]
-        max_lines = int(MAX_PARCEL_MM / pitch)
-        if high.shape[0] > max_lines:
-            cut = (high.shape[0] - max_lines) // 2
-            high, low = high[cut : cut + max_lines], low[cut : cut + max_lines]
-        min_lines = int(np.ceil(MIN_PARCEL_MM / pitch))
-        if high.shape[0] < min_lines:
-            pad = min_lines - high.shape[0]
-            idx = rng.integers(0, air_h.shape[0], size=pad)
-            high = np.concatenate([high, air_h[idx]])
-            low = np.concatenate([low, air_l[idx]])
-        roll = rng.random()
-        if roll < options.noread:
-            codes: tuple[str, ...] = ()
-        elif roll < options.noread + options.multiread and len(tracking_numbers) > 1:
-            codes = (
-                tracking_numbers[(2 * i) % len(tracking_numbers)],
-                tracking_numbers[(2 * i + 1) % len(tracking_numbers)],
-            )
-        elif roll < options.noread + options.multiread + options.unknown or not tracking_numbers:
-            codes = (f"ZZ{options.seed:03d}{i:07d}",)
-        else:
-            codes = (tracking_numbers[int(label_order[i % len(label_order)])],)
+        high, low = fit_length(simulated.high[y0:y1], simulated.low[y0:y1], pitch, air_h, air_l, rng)
+        codes = draw_barcodes(i, rng, options, tracking_numbers, label_order)
         gap = float(rng.uniform(options.min_gap_mm, options.max_gap_mm))
         parcels.append(PlannedParcel(_u16(high), _u16(low), codes, gap))
         flags.append(bool(simulated.threats))
         classes.append(tuple(t.kind for t in simulated.threats))
     dark_h, dark_l = sim.dark_lines(64)
-    plan = BeltPlan(
+    plan = belt_plan(
+        line, options, parcels, (_mean_row(air_h), _mean_row(air_l)), (_mean_row(dark_h), _mean_row(dark_l))
+    )
+    return SimulatedBelt(plan, tuple(flags), tuple(classes))
+
+
+def fit_length(
+    high: npt.NDArray[np.uint16],
+    low: npt.NDArray[np.uint16],
+    pitch_mm: float,
+    air_high: npt.NDArray[np.uint16],
+    air_low: npt.NDArray[np.uint16],
+    rng: np.random.Generator,
+) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
+    """Cut a scan to at most MAX_PARCEL_MM (keeping its middle), pad it with air lines to MIN_PARCEL_MM."""
+    max_lines = int(MAX_PARCEL_MM / pitch_mm)
+    if high.shape[0] > max_lines:
+        cut = (high.shape[0] - max_lines) // 2
+        high, low = high[cut : cut + max_lines], low[cut : cut + max_lines]
+    min_lines = int(np.ceil(MIN_PARCEL_MM / pitch_mm))
+    if high.shape[0] < min_lines:
+        idx = rng.integers(0, air_high.shape[0], size=min_lines - high.shape[0])
+        high = np.concatenate([high, air_high[idx]])
+        low = np.concatenate([low, air_low[idx]])
+    return high, low
+
+
+def draw_barcodes(
+    i: int,
+    rng: np.random.Generator,
+    options: SimOptions,
+    tracking_numbers: tuple[str, ...],
+    label_order: npt.NDArray[np.int64],
+) -> tuple[str, ...]:
+    """The labels the barcode reader reports for parcel ``i``: no-read, multi-read, unknown or one waybill."""
+    roll = rng.random()
+    if roll < options.noread:
+        return ()
+    if roll < options.noread + options.multiread and len(tracking_numbers) > 1:
+        return (
+            tracking_numbers[(2 * i) % len(tracking_numbers)],
+            tracking_numbers[(2 * i + 1) % len(tracking_numbers)],
+        )
+    if roll < options.noread + options.multiread + options.unknown or not tracking_numbers:
+        return (f"ZZ{options.seed:03d}{i:07d}",)
+    return (tracking_numbers[int(label_order[i % len(label_order)])],)
+
+
+def belt_plan(
+    line: LineConfig,
+    options: SimOptions,
+    parcels: list[PlannedParcel],
+    air: tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]],
+    dark: tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]],
+) -> BeltPlan:
+    """The belt plan of one emulated line: its parcels, calibration rows and the line's geometry."""
+    return BeltPlan(
         parcels=tuple(parcels),
-        air_high=_mean_row(air_h),
-        air_low=_mean_row(air_l),
-        dark_high=_mean_row(dark_h),
-        dark_low=_mean_row(dark_l),
+        air_high=air[0],
+        air_low=air[1],
+        dark_high=dark[0],
+        dark_low=dark[1],
         belt_speed_mm_s=line.belt_speed_mm_s,
-        line_pitch_mm=pitch,
+        line_pitch_mm=line.geometry.line_pitch_mm,
         encoder_counts_per_mm=1.0 / line.encoder_mm_per_count,
         eye_to_scan_mm=line.eye_to_scan_mm,
         barcode_to_eye_mm=line.barcode_to_scanner_mm,
         scan_to_gate_mm=line.scanner_to_gate_mm,
         trailing_gap_mm=options.max_gap_mm,
     )
-    return SimulatedBelt(plan, tuple(flags), tuple(classes))
 
 
 def _u16(a: npt.NDArray[np.generic]) -> npt.NDArray[np.uint16]:
