@@ -63,6 +63,18 @@ def test_sessions_expire(env: Env) -> None:
     assert accounts.session_for(token) is not None
     now[0] += 61 * 10**9
     assert accounts.session_for(token) is None
+    expired_digest = result[1].token_sha256
+
+    def stored() -> set[str]:
+        return {str(r[0]) for r in env.service.db.query("SELECT token_sha256 FROM review_sessions", ())}
+
+    other = accounts.login("op1", "correct-horse-battery")
+    assert other is not None and accounts.session_for(other[0]) is not None
+    assert expired_digest not in stored()  # purged by the later login
+    accounts.logout(other[1])
+    assert other[1].token_sha256 in stored()
+    assert accounts.login("op1", "correct-horse-battery") is not None
+    assert other[1].token_sha256 not in stored()  # the revoked one went with the next login
 
 
 def test_seed_demo_accounts_is_idempotent(env: Env) -> None:

@@ -148,6 +148,8 @@ class AccountService:
         digest = token_digest(token)
         now = self._now()
         expires = now + self._ttl_ns
+        # sessions that can never be used again go at each login, so the table stays the size of the live ones
+        self._db.execute("DELETE FROM review_sessions WHERE expires_at_ns <= ? OR revoked = 1", (now,))
         self._db.execute(
             "INSERT INTO review_sessions (token_sha256, username, created_at_ns, expires_at_ns, revoked)"
             " VALUES (?, ?, ?, ?, 0)",
