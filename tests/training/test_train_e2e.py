@@ -62,7 +62,13 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     progress = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
     assert progress[0]["epoch"] == 1.0 and "metrics/mAP50(B)" in progress[0]
 
-    assert main(["export", str(run), "--name", "tiny-model", "--models", str(tmp_path / "models")]) == 0
+    assert (
+        main(["export", str(run), "--name", "tiny-model", "--models", str(tmp_path / "models"), "--with-weights"]) == 0
+    )
+    # the weights travel with the package, so training can continue from it
+    assert (tmp_path / "models" / "tiny-model" / "weights.pt").read_bytes() == (
+        run / "weights" / "best.pt"
+    ).read_bytes()
     package = load_model_package(tmp_path / "models" / "tiny-model")  # full validation incl. the ONNX signature
     m = package.manifest
     assert m.class_names == CLASS_NAMES

@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", type=float, default=0.25, help="default score threshold in the package")
     parser.add_argument("--description", default="")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    parser.add_argument(
+        "--with-weights",
+        action="store_true",
+        help="also copy the PyTorch weights into the package as weights.pt, so training can continue from it "
+        "(smartscreen train --model models/NAME/weights.pt)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             conf=args.conf,
             description=args.description,
             overwrite=args.overwrite,
+            include_weights=args.with_weights,
         )
     )
     size_mb = package.onnx_path.stat().st_size / 1e6

@@ -42,6 +42,10 @@ class ExportSettings:
     iou: float = 0.45
     description: str = ""
     overwrite: bool = False
+    include_weights: bool = False  # copy the .pt beside the ONNX as weights.pt (to continue training from it)
+
+
+WEIGHTS_FILE = "weights.pt"
 
 
 def _parse_results_csv(run_dir: Path) -> dict[str, float]:
@@ -128,7 +132,7 @@ def export_run(settings: ExportSettings) -> ModelPackage:
             {
                 p.name: p.read_bytes()
                 for p in target.iterdir()
-                if p.is_file() and p.name not in ("model.onnx", "model.yaml")
+                if p.is_file() and p.name not in ("model.onnx", "model.yaml", WEIGHTS_FILE)  # weights: never stale
             }
             if target.is_dir() and settings.overwrite
             else {}
@@ -149,6 +153,8 @@ def export_run(settings: ExportSettings) -> ModelPackage:
         )
         for name, data in keep.items():  # the model card and recipe beside the model survive a re-export
             (target / name).write_bytes(data)
+        if settings.include_weights:
+            shutil.copyfile(weights, target / WEIGHTS_FILE)
     finally:
         shutil.rmtree(onnx_path.parent, ignore_errors=True)
     return package

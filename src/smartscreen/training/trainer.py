@@ -204,6 +204,7 @@ def train(settings: TrainSettings, *, on_epoch: Callable[[dict[str, float]], Non
             f"model {model_ref!r} is neither a model YAML nor an existing weights file (nothing is downloaded)"
         )
     model = yolo_class(model_ref)
+    fresh = model_ref.endswith((".yaml", ".yml"))  # built from scratch, not fine-tuned from our own weights
     state: dict[str, Any] = {"t0": time.monotonic()}
 
     def on_pretrain(trainer: Any) -> None:
@@ -238,7 +239,7 @@ def train(settings: TrainSettings, *, on_epoch: Callable[[dict[str, float]], Non
         device=settings.device,
         workers=0,
         amp=False,
-        pretrained=not model_ref.endswith((".yaml", ".yml")),  # fine-tuning our own .pt keeps its weights
+        pretrained=not fresh,  # fine-tuning our own .pt keeps its weights
         patience=settings.patience,
         close_mosaic=settings.close_mosaic,
         mosaic=settings.mosaic,
