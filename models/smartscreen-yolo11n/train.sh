@@ -11,8 +11,10 @@ IMGSZ=${IMGSZ:-320}
 HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (about 2.3 min per epoch when idle)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
 # The shipped 2.1.0 is two runs on the same data: 2.0.0 from scratch (HOURS=1.9: 19 epochs), then
-#   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.1 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
+#   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
 BASE=${BASE:-yolo11n.yaml}
+# from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
+if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 0.0005 --nbs 16); else OPT=(); fi
 
 # 1. synthetic data: train recipe (randomised palette, pitch, noise, blur, kVp, filtration), two worker
 #    processes (the files do not depend on the worker count); val from the val recipe; the held-out test
@@ -41,7 +43,7 @@ $BIN/smartscreen dataset stats $G/shipped.yaml --plot $G/shipped-stats.png
 #    With --time the epoch count follows the wall clock (ultralytics re-plans it every epoch), so a rerun on a
 #    machine of other speed trains a different number of epochs; pass --epochs N without --time to fix it.
 $BIN/smartscreen train --data $G/shipped.yaml --model "$BASE" --imgsz "$IMGSZ" --epochs 60 --time "$HOURS" \
-  --batch 16 --seed 0 --close-mosaic 5 --cache --name shipped
+  --batch 16 --seed 0 --close-mosaic 5 --cache --name shipped "${OPT[@]}"
 
 # 4. package, then evaluate on the held-out test recipe through the detection engine and record the metrics
 rm -rf /tmp/smartscreen-yolo11n-previous && cp -r models/smartscreen-yolo11n /tmp/smartscreen-yolo11n-previous  # promotion baseline

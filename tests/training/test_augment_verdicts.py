@@ -111,3 +111,13 @@ def test_verdicts_from_a_real_sqlite_journal(tmp_path: Path) -> None:
     assert CLASS_NAMES.index("gun") == int(
         (next((tmp_path / "ds" / "labels" / "train").glob("*P1*.txt"))).read_text().split()[0]
     )
+
+
+def test_train_refuses_a_learning_rate_the_auto_optimizer_would_ignore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from smartscreen.cli import main
+
+    rc = main(["train", "--data", str(tmp_path / "data.yaml"), "--lr0", "0.001"])
+    assert rc == 2
+    assert "--lr0 needs --optimizer" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("ultralytics", reason="needs the train extra")
 
@@ -50,10 +51,16 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
             "tiny",
             "--seed",
             "3",
+            "--optimizer",
+            "SGD",
+            "--lr0",
+            "0.02",
         ]
     )
     assert rc == 0
     run = tmp_path / "runs" / "tiny"
+    args_used = yaml.safe_load((run / "args.yaml").read_text())
+    assert args_used["optimizer"] == "SGD" and args_used["lr0"] == 0.02
     record = json.loads((run / "smartscreen-train.json").read_text())
     assert record["settings"]["hsv_h"] == 0.0 and record["settings"]["seed"] == 3
     assert len(record["data_sha256"]) == 64 and record["data_images"] == 8

@@ -30,13 +30,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-xray-aug", action="store_true", help="switch off the X-ray photometric augmentation")
     parser.add_argument("--cache", action="store_true", help="keep decoded images in RAM")
     parser.add_argument("--no-val", action="store_true", help="validate only after the last epoch")
+    parser.add_argument(
+        "--optimizer",
+        default="auto",
+        choices=("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp"),
+        help="optimizer (default auto: ultralytics picks it and its learning rate from the run length)",
+    )
+    parser.add_argument("--lr0", type=float, help="initial learning rate (needs --optimizer other than auto)")
+    parser.add_argument(
+        "--nbs",
+        type=int,
+        default=64,
+        help="nominal batch: batches are accumulated up to it before each optimizer step (default 64; "
+        "set it to --batch for one update per batch, more updates per epoch)",
+    )
     parser.add_argument("--patience", type=int, default=100)
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run folder")
 
 
 def run(args: argparse.Namespace) -> int:
     from smartscreen.training.augment import XrayAugmentSettings
-    from smartscreen.training.trainer import TrainSettings, resume, train
+    from smartscreen.training.trainer import TrainSettings, resume, train, with_overrides
 
     def progress(row: dict[str, float]) -> None:
         print(
@@ -51,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.data is None:
             print("smartscreen train: --data is required (or --resume RUN)", file=sys.stderr)
+            return 2
+        if args.lr0 is not None and args.optimizer == "auto":
+            print(
+                "smartscreen train: --lr0 needs --optimizer (with 'auto' ultralytics picks its own learning rate)",
+                file=sys.stderr,
+            )
             return 2
         settings = TrainSettings(
             data=args.data,
@@ -72,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
             cache=args.cache,
             val=not args.no_val,
             patience=args.patience,
+            optimizer=args.optimizer,
+            nbs=args.nbs,
         )
+        if args.lr0 is not None:
+            settings = with_overrides(settings, lr0=args.lr0)
         result = train(settings, on_epoch=progress)
     print(f"run folder: {result.run_dir}")
     print(f"weights: {result.best_weights}")

@@ -63,7 +63,12 @@ class TrainSettings:
     hsv_h: float = 0.0  # hue encodes material: never jitter it by default
     hsv_s: float = 0.0
     hsv_v: float = 0.25  # brightness only
-    lr0: float = 0.01
+    optimizer: str = (
+        "auto"  # ultralytics' choice (AdamW with a class-count-derived lr for short runs) or SGD, AdamW, ...
+    )
+    lr0: float = 0.01  # initial learning rate; ultralytics ignores it when optimizer is "auto"
+    nbs: int = 64  # nominal batch: gradients of batch-sized steps are accumulated up to it before each update
+    warmup_bias_lr: float = 0.0  # ultralytics' 0.1 start is for SGD; with Adam it throws trained biases away
     cos_lr: bool = False
     cache: bool = False  # True: decoded images in RAM
     val: bool = True
@@ -251,7 +256,10 @@ def train(settings: TrainSettings, *, on_epoch: Callable[[dict[str, float]], Non
         hsv_h=settings.hsv_h,
         hsv_s=settings.hsv_s,
         hsv_v=settings.hsv_v,
+        optimizer=settings.optimizer,
         lr0=settings.lr0,
+        nbs=settings.nbs,
+        warmup_bias_lr=settings.warmup_bias_lr,
         cos_lr=settings.cos_lr,
         cache=settings.cache,
         val=settings.val,
