@@ -80,6 +80,7 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     m = package.manifest
     assert m.class_names == CLASS_NAMES
     assert m.input.dynamic_batch and m.input.dynamic_hw and m.input.size_hw == (64, 64)
+    assert m.architecture == "yolo11n"  # from the checkpoint, not the file name it was trained from
     assert (
         m.training is not None and m.training.data_sha256 == record["data_sha256"] and m.training.base_weights is None
     )

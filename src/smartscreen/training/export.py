@@ -66,13 +66,19 @@ def _parse_results_csv(run_dir: Path) -> dict[str, float]:
     return values
 
 
-def export_onnx(weights: Path, imgsz: int, threads: int = 2) -> Path:
-    """Export ``weights`` (.pt) to ONNX in a scratch folder; returns the .onnx path (caller removes the folder)."""
+def export_onnx(weights: Path, imgsz: int, threads: int = 2) -> tuple[Path, str]:
+    """Export ``weights`` (.pt) to ONNX in a scratch folder.
+
+    Returns the .onnx path (the caller removes its folder) and the architecture the checkpoint was built from
+    (``yolo11n`` also for a model fine-tuned from our own ``weights.pt``).
+    """
     yolo_class = import_ultralytics(threads)
     scratch = Path(tempfile.mkdtemp(prefix="smartscreen-export-"))
     local = scratch / "model.pt"
     shutil.copyfile(weights, local)
     model = yolo_class(str(local))
+    built_from = getattr(model.model, "yaml", None) or {}
+    architecture = Path(str(built_from.get("yaml_file") or weights.name)).stem
     out = model.export(
         format="onnx",
         dynamic=True,
@@ -87,7 +93,7 @@ def export_onnx(weights: Path, imgsz: int, threads: int = 2) -> Path:
     onnx_path = Path(str(out))
     if not onnx_path.is_file():
         raise ModelPackageError(f"ultralytics export produced no file ({out!r})")
-    return onnx_path
+    return onnx_path, architecture
 
 
 def export_run(settings: ExportSettings) -> ModelPackage:
@@ -99,7 +105,7 @@ def export_run(settings: ExportSettings) -> ModelPackage:
     train_settings = record["settings"]
     imgsz = int(settings.imgsz or train_settings["imgsz"])
     imgsz = max(32, (imgsz + 31) // 32 * 32)
-    onnx_path = export_onnx(weights, imgsz, threads=int(train_settings.get("threads", 2)))
+    onnx_path, architecture = export_onnx(weights, imgsz, threads=int(train_settings.get("threads", 2)))
     try:
         results = _parse_results_csv(run_dir)
         metrics = None
@@ -124,6 +130,8 @@ def export_run(settings: ExportSettings) -> ModelPackage:
                 f"model {train_settings['model']}, batch {train_settings['batch']}, seed {train_settings['seed']}, "
                 f"hsv_h {train_settings['hsv_h']}, hsv_s {train_settings['hsv_s']}, hsv_v {train_settings['hsv_v']}, "
                 f"mosaic {train_settings['mosaic']}, flipud {train_settings['flipud']}, fliplr {train_settings['fliplr']}, "
+                f"optimizer {train_settings.get('optimizer', 'auto')}, lr0 {train_settings.get('lr0')}, "
+                f"nbs {train_settings.get('nbs', 64)}, "
                 "X-ray photometric augmentation (blur, resample, noise, line noise, JPEG, gamma/contrast, background)"
             ),
         )
@@ -144,7 +152,7 @@ def export_run(settings: ExportSettings) -> ModelPackage:
             version=settings.version,
             class_names=tuple(record["class_names"]),
             input_size_hw=(imgsz, imgsz),
-            architecture=Path(str(train_settings["model"])).stem,
+            architecture=architecture,
             description=settings.description or f"trained by smartscreen train, run {run_dir.name}",
             training=training,
             metrics=metrics,
