@@ -63,9 +63,8 @@ class TrainSettings:
     hsv_h: float = 0.0  # hue encodes material: never jitter it by default
     hsv_s: float = 0.0
     hsv_v: float = 0.25  # brightness only
-    optimizer: str = (
-        "auto"  # ultralytics' choice (AdamW with a class-count-derived lr for short runs) or SGD, AdamW, ...
-    )
+    # "auto": ultralytics' choice (AdamW with a class-count-derived lr for short runs); or SGD, AdamW, ...
+    optimizer: str = "auto"
     lr0: float = 0.01  # initial learning rate; ultralytics ignores it when optimizer is "auto"
     nbs: int = 64  # nominal batch: gradients of batch-sized steps are accumulated up to it before each update
     warmup_bias_lr: float = 0.0  # ultralytics' 0.1 start is for SGD; with Adam it throws trained biases away
