@@ -8,7 +8,7 @@ export YOLO_CONFIG_DIR="$PWD/.ultralytics" YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
 BIN=.venv/bin
 G=datasets/generated
 IMGSZ=${IMGSZ:-320}
-HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (about 2.3 min per epoch when idle)
+HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–2.7 min per epoch when idle)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
 # The shipped 2.1.0 is two runs on the same data: 2.0.0 from scratch (HOURS=1.9: 19 epochs), then
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
