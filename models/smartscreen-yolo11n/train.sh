@@ -25,14 +25,16 @@ synth() {  # OUT COUNT SEED RECIPE
   $BIN/smartscreen synth --out "$G/$1" --count "$2" --seed "$3" --recipe "datasets/$4.yaml" --workers 2 --no-progress
 }
 synth val 160 1 synth-val
-synth train 4000 1 synth-train
+TRAIN_SEED=${TRAIN_SEED:-1}  # 2.2.0's continuation trained on a fresh train set: TRAIN_SEED=2
+TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
+synth "$TRAIN" 4000 "$TRAIN_SEED" synth-train
 synth test1 250 1 synth-test
 synth test2 250 2 synth-test
 
 # 2. one data.yaml over the folders
 cat > $G/shipped.yaml <<YAML
 path: $PWD/$G
-train: [train/images]
+train: [$TRAIN/images]
 val: [val/images]
 test: [test1/images, test2/images]
 names: [baton, pliers, hammer, powerbank, scissors, wrench, gun, bullet, sprayer, handcuffs, knife, lighter, lithium_battery, flammable_liquid, firecracker]
