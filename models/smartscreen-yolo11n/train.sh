@@ -8,10 +8,11 @@ export YOLO_CONFIG_DIR="$PWD/.ultralytics" YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
 BIN=.venv/bin
 G=datasets/generated
 IMGSZ=${IMGSZ:-320}
-HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–2.7 min per epoch when idle)
+HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–4.5 min per epoch, by machine)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
-# The shipped 2.1.0 is two runs on the same data: 2.0.0 from scratch (HOURS=1.9: 19 epochs), then
+# The shipped 2.2.0 is three runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs), then
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
+#   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.2.0 TRAIN_SEED=2 models/smartscreen-yolo11n/train.sh
 BASE=${BASE:-yolo11n.yaml}
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
 if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 0.0005 --nbs 16); else OPT=(); fi
