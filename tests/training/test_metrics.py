@@ -116,6 +116,12 @@ def _report(gun_ap_shift: float) -> EvalReport:
 def test_promotion_check_flags_prohibited_regression_and_roundtrips_json() -> None:
     good, bad = _report(0), _report(1)
     assert good.map50 == pytest.approx(1.0)
+    # one clean parcel without detections: every budget allows 0 alarms, both prohibited items found at 0.8+
+    assert list(good.far_sweep) == ["0.01", "0.03", "0.05", "0.1"]
+    assert all(row["prohibited_recall"] == pytest.approx(1.0) for row in good.far_sweep.values())
+    assert all(row["false_alarm_rate"] == 0.0 for row in good.far_sweep.values())
+    assert "<= 0.05: " in good.summary()
+    assert EvalReport.from_json(good.to_json()).far_sweep == good.far_sweep
     assert compare_reports(good, good).passed
     result = compare_reports(EvalReport.from_json(bad.to_json()), good, tolerance=0.05)
     assert not result.passed

@@ -61,6 +61,9 @@ def open_detector(package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 
     return detector
 
 
+FAR_SWEEP = (0.01, 0.03, 0.05, 0.10)  # clean-parcel false-alarm budgets every report also gives recall at
+
+
 @dataclass(frozen=True, slots=True)
 class EvalSettings:
     model: Path
@@ -87,6 +90,9 @@ class EvalReport:
     operating_point: dict[str, object]
     images_per_s: float
     definitions: str = field(default="see smartscreen.training.metrics")
+    # prohibited-item recall at the lowest threshold within each clean-parcel false-alarm budget ("0.03" -> ...):
+    # one budget rests on a handful of clean parcels, a sweep shows the trade-off
+    far_sweep: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         def clean(value: object) -> object:
@@ -116,8 +122,13 @@ class EvalReport:
             f"{_fmt(op['prohibited_recall'])} ({op['prohibited_found']}/{op['prohibited_total']}), clean-parcel "
             f"false-alarm rate {_fmt(op['false_alarm_rate'])} ({op['clean_alarms']}/{op['clean_images']}), "
             f"any-class {_fmt(op['false_alarm_rate_any'])}",
-            "class              n    AP50  AP50-95  recall@op",
         ]
+        if self.far_sweep:
+            lines.append(
+                "prohibited-item recall at clean false-alarm budgets: "
+                + ", ".join(f"<= {far}: {_fmt(row['prohibited_recall'])}" for far, row in self.far_sweep.items())
+            )
+        lines += ["class              n    AP50  AP50-95  recall@op"]
         for name, row in self.per_class.items():
             if row["n_truth"]:
                 mark = "*" if name in PROHIBITED_CLASS_NAMES else " "
@@ -213,6 +224,15 @@ def build_report(
         row["prohibited"] = float(c.name in prohibited)
         per_class[c.name] = row
     n_clean = sum(1 for t_ in truths if len(t_) == 0)
+    far_sweep: dict[str, dict[str, float]] = {}
+    for far in FAR_SWEEP:
+        t_far = threshold_for_false_alarm_rate(truths, preds, class_names, prohibited, far)
+        op_far = operating_point(truths, preds, class_names, prohibited, t_far)
+        far_sweep[f"{far:g}"] = {
+            "threshold": t_far,
+            "prohibited_recall": op_far.prohibited_recall,
+            "false_alarm_rate": op_far.false_alarm_rate,
+        }
     report = EvalReport(
         model_id=model_id,
         package=package,
@@ -237,6 +257,7 @@ def build_report(
             "threat_parcels_alarmed": op.threat_images_alarmed,
         },
         images_per_s=images_per_s,
+        far_sweep=far_sweep,
     )
     return report, metrics
 
