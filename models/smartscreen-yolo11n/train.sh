@@ -27,7 +27,7 @@ synth() {  # OUT COUNT SEED RECIPE
   $BIN/smartscreen synth --out "$G/$1" --count "$2" --seed "$3" --recipe "datasets/$4.yaml" --workers 2 --no-progress
 }
 synth val 160 1 synth-val
-TRAIN_SEED=${TRAIN_SEED:-1}  # 2.2.0's continuation trained on a fresh train set: TRAIN_SEED=2
+TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3)
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
 synth "$TRAIN" 4000 "$TRAIN_SEED" synth-train
 synth test1 250 1 synth-test
