@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from smartscreen.training.metrics import (
     detection_metrics,
     match_image,
     operating_point,
+    paired_bootstrap_ap50_delta,
     threshold_for_false_alarm_rate,
 )
 
@@ -131,3 +133,61 @@ def test_promotion_check_flags_prohibited_regression_and_roundtrips_json() -> No
     other.n_images = 99
     with pytest.raises(Exception, match="same data"):
         compare_reports(other, good)
+
+
+def _guns(n_images: int, missed: int) -> tuple[list[ImageBoxes], list[ImageBoxes]]:
+    """One gun per image, then five clean parcels; the model finds each gun except on the first ``missed``
+    images (box off target)."""
+    truths = [boxes([(0, 0, 0, 10, 10)]) for _ in range(n_images)] + [boxes([]) for _ in range(5)]
+    preds = [
+        boxes([(0, 30, 30, 40, 40)] if i < missed else [(0, 0, 0, 10, 10)], [0.9 - 0.001 * i])
+        for i in range(n_images)
+    ] + [boxes([]) for _ in range(5)]
+    return truths, preds
+
+
+def _gun_report(truths: list[ImageBoxes], preds: list[ImageBoxes]) -> EvalReport:
+    report, _ = build_report(
+        model_id="m@1",
+        package="p",
+        data="d",
+        split="test",
+        class_names=NAMES,
+        truths=truths,
+        preds=preds,
+        target_far=None,
+        threshold=0.5,
+        images_per_s=1.0,
+    )
+    return report
+
+
+def test_paired_bootstrap_interval_is_zero_for_identical_models_and_brackets_the_delta() -> None:
+    truths, good = _guns(40, 0)
+    _, worse = _guns(40, 20)
+    same = paired_bootstrap_ap50_delta(truths, good, good, NAMES, resamples=50)
+    gun = same[0]
+    assert (gun.low, gun.high) == (0.0, 0.0)
+    assert math.isnan(same[1].low)  # no pliers in the data
+    delta = detection_metrics(truths, worse, NAMES).per_class[0].ap50 - 1.0
+    interval = paired_bootstrap_ap50_delta(truths, worse, good, NAMES, resamples=200)[0]
+    assert interval.low < delta < interval.high < 0.0
+    with pytest.raises(ValueError, match="same images"):
+        paired_bootstrap_ap50_delta(truths[:-1], worse, good, NAMES)
+
+
+def test_promotion_check_fails_a_real_drop_and_passes_one_within_noise() -> None:
+    truths, good = _guns(40, 0)
+    base = _gun_report(truths, good)
+    for missed, expect_pass in ((20, False), (1, True)):
+        _, cand_preds = _guns(40, missed)
+        cand = _gun_report(truths, cand_preds)
+        strict = compare_reports(cand, base, tolerance=0.02)
+        assert not strict.passed  # without intervals any drop beyond the tolerance fails
+        intervals = paired_bootstrap_ap50_delta(truths, cand_preds, good, NAMES, resamples=200)
+        check = compare_reports(cand, base, tolerance=0.02, intervals=intervals)
+        assert check.passed is expect_pass
+        gun = next(r for r in check.rows if r.name == "gun")
+        assert gun.delta < -0.02 and gun.delta_low <= gun.delta
+        assert ("within noise" in check.summary()) is expect_pass
+        assert json.loads(check.to_json())["classes"][0]["regressed"] is (not expect_pass)

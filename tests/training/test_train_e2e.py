@@ -128,3 +128,12 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (out / "pr_curve.png").stat().st_size > 1000
     recorded = load_model_package(package.directory).manifest.metrics
     assert recorded is not None and recorded.extra["images"] == 4.0
+
+    # the promotion check against itself: both packages run on the same images, every change and interval is 0
+    capsys.readouterr()
+    args = ["eval", "--model", str(package.directory), "--data", str(data), "--split", "val", "--out", str(out)]
+    assert main([*args, "--baseline", str(package.directory), "--bootstrap", "50"]) == 0
+    promotion = json.loads((out / "promotion.json").read_text())
+    assert promotion["passed"] and promotion["bootstrap"]
+    assert all(row["delta"] == 0.0 and row["delta_high"] == 0.0 for row in promotion["classes"])
+    assert "promotion check" in capsys.readouterr().out

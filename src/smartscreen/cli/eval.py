@@ -25,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="folder for eval.json and pr_curve.png (default runs/eval/NAME-SPLIT)")
     parser.add_argument("--baseline", type=Path, help="current model package: run the promotion check against it")
     parser.add_argument("--tolerance", type=float, default=0.02, help="allowed AP50 loss per prohibited class")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="paired-bootstrap resamples for the promotion check: a drop beyond the tolerance fails only when its "
+        "95%% interval lies below 0 (default 1000; 0: every drop beyond the tolerance fails)",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="only the first N images (a quick check)")
@@ -34,34 +42,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from smartscreen.training.evaluate import (
         EvalSettings,
+        ap50_delta_intervals,
         compare_reports,
-        evaluate,
         plot_pr_curves,
+        predict,
         record_metrics,
+        report_for,
     )
+
+    if args.bootstrap < 0:
+        raise SystemExit("--bootstrap must be >= 0")
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 200 < args.batch:
             print(f"  {done}/{total} images", file=sys.stderr, flush=True)
 
-    def one(model: Path) -> tuple[object, object]:
-        return evaluate(
-            EvalSettings(
-                model=model,
-                data=args.data,
-                split=args.split,
-                target_far=None if args.threshold is not None else args.target_far,
-                threshold=args.threshold,
-                batch=args.batch,
-                threads=args.threads,
-                limit=args.limit,
-            ),
-            progress,
-        )
-
-    report, metrics = evaluate(
-        EvalSettings(
-            model=args.model,
+    def settings(model: Path) -> EvalSettings:
+        return EvalSettings(
+            model=model,
             data=args.data,
             split=args.split,
             target_far=None if args.threshold is not None else args.target_far,
@@ -69,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch,
             threads=args.threads,
             limit=args.limit,
-        ),
-        progress,
-    )
+        )
+
+    predictions = predict(settings(args.model), progress)
+    report, metrics = report_for(settings(args.model), predictions)
     out = args.out or Path("runs/eval") / f"{args.model.name}-{report.split}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(report.to_json(), encoding="utf-8")
@@ -84,9 +83,14 @@ def run(args: argparse.Namespace) -> int:
         record_metrics(args.model, report, f"{args.data} [{report.split}]")
         print(f"recorded the metrics in {args.model / 'model.yaml'}")
     if args.baseline is not None:
-        base_report, _ = one(args.baseline)
-        (out / "baseline-eval.json").write_text(base_report.to_json(), encoding="utf-8")  # type: ignore[attr-defined]
-        comparison = compare_reports(report, base_report, args.tolerance)  # type: ignore[arg-type]
+        base_predictions = predict(settings(args.baseline), progress)
+        base_report, _ = report_for(settings(args.baseline), base_predictions)
+        (out / "baseline-eval.json").write_text(base_report.to_json(), encoding="utf-8")
+        intervals = (
+            ap50_delta_intervals(predictions, base_predictions, resamples=args.bootstrap) if args.bootstrap else ()
+        )
+        comparison = compare_reports(report, base_report, args.tolerance, intervals)
+        (out / "promotion.json").write_text(comparison.to_json(), encoding="utf-8")
         print(comparison.summary())
         return 0 if comparison.passed else 1
     return 0

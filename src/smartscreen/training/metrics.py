@@ -264,3 +264,100 @@ def threshold_for_false_alarm_rate(
         return floor
     # alarms are score >= threshold: sit just above the (allowed+1)-th highest clean score
     return max(floor, float(np.nextafter(np.float32(ordered[allowed]), np.float32(np.inf))))
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaInterval:
+    """Paired-bootstrap interval of one class's AP50 difference (candidate minus baseline)."""
+
+    name: str
+    low: float
+    high: float
+
+
+def _weighted_ap(
+    hits: npt.NDArray[np.float64], image_of: npt.NDArray[np.int64], weights: npt.NDArray[np.float64], n_truth: float
+) -> float:
+    """101-point AP of predictions already in score order, each image counted ``weights[image]`` times."""
+    if n_truth <= 0:
+        return float("nan")
+    if len(hits) == 0:
+        return 0.0
+    w = weights[image_of]
+    ctp = np.cumsum(w * hits)
+    cfp = np.cumsum(w * (1.0 - hits))
+    recall = ctp / n_truth
+    precision = ctp / np.maximum(ctp + cfp, 1e-12)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
+    sampled = np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0)
+    return float(np.mean(sampled))
+
+
+def _ap50_inputs(
+    truths: Sequence[ImageBoxes], preds: Sequence[ImageBoxes], nc: int
+) -> tuple[list[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], npt.NDArray[np.int64]]:
+    """Per class: IoU-0.5 hit flags in score order and the image of each; and ground truth per image and class."""
+    hits, scores, classes, images = [], [], [], []
+    truth_counts = np.zeros((len(truths), nc), np.int64)
+    for i, (truth, pred) in enumerate(zip(truths, preds, strict=True)):
+        tp, _ = match_image(truth, pred, np.array([0.5]))
+        hits.append(tp[:, 0])
+        scores.append(pred.scores)
+        classes.append(pred.class_ids)
+        images.append(np.full(len(pred), i, np.int64))
+        truth_counts[i] = np.bincount(truth.class_ids, minlength=nc)[:nc]
+    hit_all = np.concatenate(hits).astype(np.float64) if hits else np.zeros(0)
+    score_all = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+    cls_all = np.concatenate(classes) if classes else np.zeros(0, np.int32)
+    img_all = np.concatenate(images) if images else np.zeros(0, np.int64)
+    per_class = []
+    for c in range(nc):
+        mask = cls_all == c
+        order = np.argsort(-score_all[mask], kind="stable")
+        per_class.append((hit_all[mask][order], img_all[mask][order]))
+    return per_class, truth_counts
+
+
+def paired_bootstrap_ap50_delta(
+    truths: Sequence[ImageBoxes],
+    preds_candidate: Sequence[ImageBoxes],
+    preds_baseline: Sequence[ImageBoxes],
+    class_names: Sequence[str],
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[DeltaInterval, ...]:
+    """Two-sided ``confidence`` percentile interval of AP50(candidate) - AP50(baseline) per class.
+
+    Images are resampled with replacement and both models are scored on the same resample (paired), so what
+    the two share (hard parcels, easy parcels) cancels and the interval shows how far a class's AP difference
+    moves with the choice of test parcels. Classes without ground truth get NaN bounds.
+    """
+    if not (len(truths) == len(preds_candidate) == len(preds_baseline)):
+        raise ValueError("truths and both prediction sets must cover the same images")
+    if resamples < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError("resamples must be >= 1 and confidence in (0, 1)")
+    nc = len(class_names)
+    cand, counts = _ap50_inputs(truths, preds_candidate, nc)
+    base, _ = _ap50_inputs(truths, preds_baseline, nc)
+    rng = np.random.default_rng(seed)
+    n = len(truths)
+    deltas = np.full((resamples, nc), np.nan)
+    for r in range(resamples):
+        weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+        n_truth = weights @ counts
+        for c in range(nc):
+            if n_truth[c] > 0:
+                deltas[r, c] = _weighted_ap(*cand[c], weights, n_truth[c]) - _weighted_ap(*base[c], weights, n_truth[c])
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    out = []
+    for c, name in enumerate(class_names):
+        column = deltas[:, c][np.isfinite(deltas[:, c])]
+        if counts[:, c].sum() == 0 or len(column) == 0:
+            out.append(DeltaInterval(name, float("nan"), float("nan")))
+        else:
+            low, high = np.percentile(column, [tail, 100.0 - tail])
+            out.append(DeltaInterval(name, float(low), float(high)))
+    return tuple(out)
