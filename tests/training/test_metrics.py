@@ -140,8 +140,7 @@ def _guns(n_images: int, missed: int) -> tuple[list[ImageBoxes], list[ImageBoxes
     images (box off target)."""
     truths = [boxes([(0, 0, 0, 10, 10)]) for _ in range(n_images)] + [boxes([]) for _ in range(5)]
     preds = [
-        boxes([(0, 30, 30, 40, 40)] if i < missed else [(0, 0, 0, 10, 10)], [0.9 - 0.001 * i])
-        for i in range(n_images)
+        boxes([(0, 30, 30, 40, 40)] if i < missed else [(0, 0, 0, 10, 10)], [0.9 - 0.001 * i]) for i in range(n_images)
     ] + [boxes([]) for _ in range(5)]
     return truths, preds
 
