@@ -15,6 +15,7 @@ from smartscreen.training.metrics import (
     box_iou,
     detection_metrics,
     match_image,
+    miss_breakdown,
     operating_point,
     paired_bootstrap_ap50_delta,
     threshold_for_false_alarm_rate,
@@ -190,3 +191,45 @@ def test_promotion_check_fails_a_real_drop_and_passes_one_within_noise() -> None
         assert gun.delta < -0.02 and gun.delta_low <= gun.delta
         assert ("within noise" in check.summary()) is expect_pass
         assert json.loads(check.to_json())["classes"][0]["regressed"] is (not expect_pass)
+
+
+def test_miss_breakdown_puts_each_prohibited_object_in_one_category() -> None:
+    truths = [
+        boxes([(0, 0, 0, 10, 10), (1, 50, 50, 60, 60)]),  # gun found; pliers not prohibited, not counted
+        boxes([(0, 0, 0, 10, 10)]),  # gun box right, score under the threshold
+        boxes([(2, 0, 0, 20, 20)]),  # knife, same-class box off target (IoU 0.25)
+        boxes([(2, 0, 0, 10, 10)]),  # knife called pliers
+        boxes([(0, 0, 0, 30, 30)]),  # gun, nothing near it
+        boxes([]),
+    ]
+    preds = [
+        boxes([(0, 0, 0, 10, 10)], [0.9]),
+        boxes([(0, 0, 0, 10, 10)], [0.2]),
+        boxes([(2, 0, 0, 10, 10)], [0.9]),
+        boxes([(1, 0, 0, 10, 10)], [0.9]),
+        boxes([(0, 80, 80, 90, 90)], [0.9]),
+        boxes([]),
+    ]
+    result = miss_breakdown(truths, preds, NAMES, PROHIBITED, 0.5)
+    assert result.counts == {"found": 1, "below_threshold": 1, "poor_box": 1, "wrong_class": 1, "missed": 1}
+    assert result.median_size_px["poor_box"] == pytest.approx(20.0)
+    assert result.median_size_px["missed"] == pytest.approx(30.0)
+    assert result.per_class["knife"] == {"found": 0, "below_threshold": 0, "poor_box": 1, "wrong_class": 1, "missed": 0}
+    # at a threshold under 0.2 the second gun is found instead
+    assert miss_breakdown(truths, preds, NAMES, PROHIBITED, 0.1).counts["found"] == 2
+    report, _ = build_report(
+        model_id="m@1",
+        package="p",
+        data="d",
+        split="test",
+        class_names=NAMES,
+        truths=truths,
+        preds=preds,
+        target_far=None,
+        threshold=0.5,
+        images_per_s=1.0,
+    )
+    assert report.miss_breakdown["found"]["count"] == 1.0
+    assert "below threshold 1" in report.summary()
+    again = EvalReport.from_json(report.to_json())
+    assert again.miss_breakdown_per_class == report.miss_breakdown_per_class

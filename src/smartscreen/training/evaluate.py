@@ -28,11 +28,13 @@ from smartscreen.domain.taxonomy import PROHIBITED_CLASS_NAMES
 from smartscreen.errors import DatasetError
 from smartscreen.training.datayaml import load_data_yaml
 from smartscreen.training.metrics import (
+    MISS_CATEGORIES,
     DeltaInterval,
     DetectionMetrics,
     ImageBoxes,
     OperatingPoint,
     detection_metrics,
+    miss_breakdown,
     operating_point,
     paired_bootstrap_ap50_delta,
     threshold_for_false_alarm_rate,
@@ -95,6 +97,9 @@ class EvalReport:
     # prohibited-item recall at the lowest threshold within each clean-parcel false-alarm budget ("0.03" -> ...):
     # one budget rests on a handful of clean parcels, a sweep shows the trade-off
     far_sweep: dict[str, dict[str, float]] = field(default_factory=dict)
+    # where the prohibited objects end up at the operating point (MissBreakdown): category -> count, median size
+    miss_breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    miss_breakdown_per_class: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         def clean(value: object) -> object:
@@ -112,6 +117,8 @@ class EvalReport:
         doc = json.loads(text)
         for key in ("map50", "map50_95"):
             doc[key] = float("nan") if doc[key] is None else doc[key]
+        for row in doc.get("miss_breakdown", {}).values():
+            row["median_size_px"] = float("nan") if row["median_size_px"] is None else row["median_size_px"]
         return cls(**doc)
 
     def summary(self) -> str:
@@ -129,6 +136,15 @@ class EvalReport:
             lines.append(
                 "prohibited-item recall at clean false-alarm budgets: "
                 + ", ".join(f"<= {far}: {_fmt(row['prohibited_recall'])}" for far, row in self.far_sweep.items())
+            )
+        if self.miss_breakdown:
+            lines.append(
+                "prohibited objects at the operating point (median size px): "
+                + ", ".join(
+                    f"{name.replace('_', ' ')} {int(row['count'])}"
+                    + (f" ({row['median_size_px']:.0f})" if math.isfinite(row["median_size_px"]) else "")
+                    for name, row in self.miss_breakdown.items()
+                )
             )
         lines += ["class              n    AP50  AP50-95  recall@op"]
         for name, row in self.per_class.items():
@@ -218,6 +234,7 @@ def build_report(
     else:
         raise ValueError("give a threshold or a target false-alarm rate")
     op: OperatingPoint = operating_point(truths, preds, class_names, prohibited, t)
+    misses = miss_breakdown(truths, preds, class_names, prohibited, t)
     per_class: dict[str, dict[str, float]] = {}
     for c in metrics.per_class:
         row = {"n_truth": float(c.n_truth), "n_pred": float(c.n_pred), "ap50": c.ap50, "ap50_95": c.ap50_95}
@@ -260,6 +277,13 @@ def build_report(
         },
         images_per_s=images_per_s,
         far_sweep=far_sweep,
+        miss_breakdown={
+            name: {"count": float(misses.counts[name]), "median_size_px": misses.median_size_px[name]}
+            for name in MISS_CATEGORIES
+        },
+        miss_breakdown_per_class={
+            cls: {name: float(n) for name, n in row.items()} for cls, row in misses.per_class.items()
+        },
     )
     return report, metrics
 

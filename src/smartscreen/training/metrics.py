@@ -18,6 +18,7 @@ Definitions (stated here because every number in a model card depends on them):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -237,6 +238,71 @@ def operating_point(
         per_class_recall={
             n: float(per_class_found[i] / per_class_total[i]) for i, n in enumerate(class_names) if per_class_total[i]
         },
+    )
+
+
+MISS_CATEGORIES = ("found", "below_threshold", "poor_box", "wrong_class", "missed")
+
+
+@dataclass(frozen=True, slots=True)
+class MissBreakdown:
+    """Where each prohibited ground-truth object ends up at one score threshold (first category that applies).
+
+    * ``found``: counted in the recall (same class, IoU >= 0.5, score >= threshold);
+    * ``below_threshold``: a same-class box with IoU >= 0.5 exists but scores under the threshold;
+    * ``poor_box``: the best same-class box overlaps only 0.1 <= IoU < 0.5;
+    * ``wrong_class``: a box of another class covers it (IoU >= 0.5);
+    * ``missed``: nothing near it.
+
+    ``median_size_px``: median sqrt(box area) of the objects in each category, in source-image pixels.
+    """
+
+    threshold: float
+    counts: dict[str, int]
+    median_size_px: dict[str, float]
+    per_class: dict[str, dict[str, int]]
+
+
+def miss_breakdown(
+    truths: Sequence[ImageBoxes],
+    preds: Sequence[ImageBoxes],
+    class_names: Sequence[str],
+    prohibited: frozenset[str],
+    threshold: float,
+) -> MissBreakdown:
+    prohibited_ids = {i for i, n in enumerate(class_names) if n in prohibited}
+    sizes: dict[str, list[float]] = {c: [] for c in MISS_CATEGORIES}
+    per_class: dict[str, dict[str, int]] = {}
+    for truth, pred in zip(truths, preds, strict=True):
+        if len(truth) == 0:
+            continue
+        _, hit = match_image(truth, _above(pred, threshold), np.array([0.5]))
+        iou = box_iou(truth.xyxy, pred.xyxy)
+        for j, c in enumerate(truth.class_ids.tolist()):
+            if c not in prohibited_ids:
+                continue
+            same = iou[j][pred.class_ids == c]
+            other = iou[j][pred.class_ids != c]
+            best_same = float(same.max()) if len(same) else 0.0
+            if hit[j, 0]:
+                category = "found"
+            elif best_same >= 0.5:
+                category = "below_threshold"
+            elif best_same >= 0.1:
+                category = "poor_box"
+            elif len(other) and float(other.max()) >= 0.5:
+                category = "wrong_class"
+            else:
+                category = "missed"
+            x1, y1, x2, y2 = truth.xyxy[j].tolist()
+            sizes[category].append(math.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)))
+            row = per_class.setdefault(class_names[c], dict.fromkeys(MISS_CATEGORIES, 0))
+            row[category] += 1
+    return MissBreakdown(
+        threshold=float(threshold),
+        counts={c: len(v) for c, v in sizes.items()},
+        median_size_px={c: float(np.median(v)) if v else float("nan") for c, v in sizes.items()},
+        per_class=per_class,
     )
 
 
