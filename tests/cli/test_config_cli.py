@@ -67,3 +67,20 @@ def test_runtime_imports_without_torch() -> None:
     code = "import sys, smartscreen.cli, smartscreen.domain, smartscreen.config; smartscreen.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_validate_config_checks_the_policy_covers_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    default_policy = ROOT / "src" / "smartscreen" / "risk" / "policies" / "default.yaml"
+    policy = tmp_path / "policy.yaml"
+    text = default_policy.read_text(encoding="utf-8")
+    assert "\n  firecracker:" in text
+    policy.write_text("\n".join(line for line in text.splitlines() if not line.startswith("  firecracker:")))
+    config = tmp_path / "centre.yaml"
+    config.write_text(
+        EXAMPLE.read_text(encoding="utf-8") + f"\npolicy: {{path: {policy}}}\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert main(["validate-config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "no rule for the model's classes ['firecracker']" in err and "smartscreen-yolo11n@" in err

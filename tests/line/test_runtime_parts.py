@@ -157,3 +157,26 @@ def test_bridge_adapters() -> None:
     scan = parcel_scan(assembled, line_id="L1", channel_pitch_mm=1.6)
     assert scan.parcel_id == "L1-5" and not scan.complete and scan.n_missing_lines == 2
     assert scan.entered_at_ns == 123 and scan.belt_position_mm == 120.0
+
+
+class _OffTaxonomyDetector:
+    """A detector that can report a class the risk policy has no rule for."""
+
+    model_id = "elsewhere@1"
+    class_names = ("gun", "grenade")
+
+    def detect(self, scans: object) -> list[object]:
+        raise AssertionError("the centre must not start screening with this model")
+
+
+def test_centre_refuses_a_model_whose_classes_the_policy_does_not_cover(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from smartscreen.runtime import ScreeningCentre
+    from tests.line.helpers import config, write_waybills
+
+    write_waybills(tmp_path / "waybills.json", ["SF0001"])
+    centre = ScreeningCentre(config(tmp_path, tiny_model_dir), detector=_OffTaxonomyDetector())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"no rule for the model's classes \['grenade'\]"):
+        centre.start()
+    assert not centre.lines  # no belt, device or line was started
+    journal = Journal.open(f"sqlite:///{tmp_path / 'journal.db'}")  # released, and still readable
+    journal.close()

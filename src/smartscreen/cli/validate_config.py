@@ -7,7 +7,10 @@ from pathlib import Path
 
 from smartscreen.config import load_config
 
-HELP = "check a configuration file; exits non-zero naming the YAML line and field of each problem"
+HELP = (
+    "check a configuration file, its risk policy and its model package; exits non-zero naming the YAML line and "
+    "field of each problem"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from smartscreen.detection.package import load_model_package
+    from smartscreen.risk.policy import load_policy
+
     config = load_config(args.file)
+    policy = load_policy(config.policy.path)
+    package = load_model_package(config.detector.package)
+    policy.check_covers(package.class_names, package.manifest.model_id, str(config.policy.path))
     print(
-        f"{args.file}: valid (centre {config.centre.id}, {len(config.lines)} line(s): {', '.join(line.id for line in config.lines)})"
+        f"{args.file}: valid (centre {config.centre.id}, {len(config.lines)} line(s): "
+        f"{', '.join(line.id for line in config.lines)}; policy {policy.version}; model {package.manifest.model_id})"
     )
     return 0

@@ -82,6 +82,15 @@ class RiskPolicy(_Strict):
             raise ValueError(f"unknown classes {unknown}; the taxonomy has {', '.join(CLASS_NAMES)}")
         return self
 
+    def check_covers(self, class_names: tuple[str, ...], model_id: str, source: str) -> None:
+        """Raise ConfigError when a detector class has no rule here: its detections would be ignored."""
+        uncovered = sorted(set(class_names) - set(self.classes))
+        if uncovered:
+            raise ConfigError(
+                f"the risk policy {source} has no rule for the model's classes {uncovered} ({model_id}): their "
+                "detections would be ignored; add them under the policy's classes or use a model in the taxonomy"
+            )
+
 
 def parse_policy(text: str, source: str = "<policy>") -> RiskPolicy:
     """Validate policy YAML text; raises ConfigError naming the source and the bad fields."""

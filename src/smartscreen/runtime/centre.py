@@ -113,6 +113,11 @@ class ScreeningCentre:
             open_waybill_lookup(cfg.waybill.url, timeout_ms=cfg.waybill.timeout_ms, cache_size=cfg.waybill.cache_size)
         )
         detector = self._detector or self._load_detector()
+        try:
+            policy.check_covers(detector.class_names, detector.model_id, str(cfg.policy.path))
+        except ConfigError:
+            self.stop()  # nothing screens with a model whose detections the policy would ignore
+            raise
         from smartscreen.detection.batcher import MicroBatcher
 
         self.batcher = MicroBatcher(
