@@ -94,13 +94,9 @@ def test_operating_point_and_threshold_for_target_rate() -> None:
         threshold_for_false_alarm_rate(truths[10:], preds[10:], NAMES, PROHIBITED, 0.03)
 
 
-def _report(gun_ap_shift: float) -> EvalReport:
-    truths = [boxes([(0, 0, 0, 10, 10)]), boxes([(2, 0, 0, 10, 10)]), boxes([])]
-    preds = [
-        boxes([(0, 0, 0, 10, 10)] if gun_ap_shift == 0 else [(0, 6, 6, 16, 16)], [0.9]),
-        boxes([(2, 0, 0, 10, 10)], [0.8]),
-        boxes([]),
-    ]
+def _report_for(
+    truths: list[ImageBoxes], preds: list[ImageBoxes], target_far: float | None = None, threshold: float | None = 0.5
+) -> EvalReport:
     report, _ = build_report(
         model_id="m@1",
         package="p",
@@ -109,11 +105,21 @@ def _report(gun_ap_shift: float) -> EvalReport:
         class_names=NAMES,
         truths=truths,
         preds=preds,
-        target_far=0.03,
-        threshold=None,
+        target_far=target_far,
+        threshold=threshold,
         images_per_s=1.0,
     )
     return report
+
+
+def _report(gun_ap_shift: float) -> EvalReport:
+    truths = [boxes([(0, 0, 0, 10, 10)]), boxes([(2, 0, 0, 10, 10)]), boxes([])]
+    preds = [
+        boxes([(0, 0, 0, 10, 10)] if gun_ap_shift == 0 else [(0, 6, 6, 16, 16)], [0.9]),
+        boxes([(2, 0, 0, 10, 10)], [0.8]),
+        boxes([]),
+    ]
+    return _report_for(truths, preds, target_far=0.03, threshold=None)
 
 
 def test_promotion_check_flags_prohibited_regression_and_roundtrips_json() -> None:
@@ -146,22 +152,6 @@ def _guns(n_images: int, missed: int) -> tuple[list[ImageBoxes], list[ImageBoxes
     return truths, preds
 
 
-def _gun_report(truths: list[ImageBoxes], preds: list[ImageBoxes]) -> EvalReport:
-    report, _ = build_report(
-        model_id="m@1",
-        package="p",
-        data="d",
-        split="test",
-        class_names=NAMES,
-        truths=truths,
-        preds=preds,
-        target_far=None,
-        threshold=0.5,
-        images_per_s=1.0,
-    )
-    return report
-
-
 def test_paired_bootstrap_interval_is_zero_for_identical_models_and_brackets_the_delta() -> None:
     truths, good = _guns(40, 0)
     _, worse = _guns(40, 20)
@@ -178,10 +168,10 @@ def test_paired_bootstrap_interval_is_zero_for_identical_models_and_brackets_the
 
 def test_promotion_check_fails_a_real_drop_and_passes_one_within_noise() -> None:
     truths, good = _guns(40, 0)
-    base = _gun_report(truths, good)
+    base = _report_for(truths, good)
     for missed, expect_pass in ((20, False), (1, True)):
         _, cand_preds = _guns(40, missed)
-        cand = _gun_report(truths, cand_preds)
+        cand = _report_for(truths, cand_preds)
         strict = compare_reports(cand, base, tolerance=0.02)
         assert not strict.passed  # without intervals any drop beyond the tolerance fails
         intervals = paired_bootstrap_ap50_delta(truths, cand_preds, good, NAMES, resamples=200)
@@ -217,18 +207,7 @@ def test_miss_breakdown_puts_each_prohibited_object_in_one_category() -> None:
     assert result.per_class["knife"] == {"found": 0, "below_threshold": 0, "poor_box": 1, "wrong_class": 1, "missed": 0}
     # at a threshold under 0.2 the second gun is found instead
     assert miss_breakdown(truths, preds, NAMES, PROHIBITED, 0.1).counts["found"] == 2
-    report, _ = build_report(
-        model_id="m@1",
-        package="p",
-        data="d",
-        split="test",
-        class_names=NAMES,
-        truths=truths,
-        preds=preds,
-        target_far=None,
-        threshold=0.5,
-        images_per_s=1.0,
-    )
+    report = _report_for(truths, preds)
     assert report.miss_breakdown["found"]["count"] == 1.0
     assert "below threshold 1" in report.summary()
     again = EvalReport.from_json(report.to_json())
