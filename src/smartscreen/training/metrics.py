@@ -105,8 +105,13 @@ def average_precision(
         return 0.0, np.zeros(0), np.zeros(0)
     order = np.argsort(-scores, kind="stable")
     hits = tp[order].astype(np.float64)
-    ctp = np.cumsum(hits)
-    cfp = np.cumsum(1.0 - hits)
+    return _ap101(np.cumsum(hits), np.cumsum(1.0 - hits), n_truth)
+
+
+def _ap101(
+    ctp: npt.NDArray[np.float64], cfp: npt.NDArray[np.float64], n_truth: float
+) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """101-point AP from cumulative true/false positives in score order; returns (ap, recall, precision)."""
     recall = ctp / n_truth
     precision = ctp / np.maximum(ctp + cfp, 1e-12)
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
@@ -350,14 +355,7 @@ def _weighted_ap(
     if len(hits) == 0:
         return 0.0
     w = weights[image_of]
-    ctp = np.cumsum(w * hits)
-    cfp = np.cumsum(w * (1.0 - hits))
-    recall = ctp / n_truth
-    precision = ctp / np.maximum(ctp + cfp, 1e-12)
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
-    sampled = np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0)
-    return float(np.mean(sampled))
+    return _ap101(np.cumsum(w * hits), np.cumsum(w * (1.0 - hits)), n_truth)[0]
 
 
 def _ap50_inputs(
