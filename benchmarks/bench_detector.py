@@ -294,7 +294,12 @@ def bench_all(
         for spin in spins:
             tag = "" if spin == args.spin_wait else ("_spin" if spin else "_nospin")
             det = OnnxDetector.from_package(
-                package_dir, providers=args.providers, intra_op_threads=args.threads, max_batch=b, spin_wait=spin
+                package_dir,
+                providers=args.providers,
+                intra_op_threads=args.threads,
+                max_batch=b,
+                spin_wait=spin,
+                tta=args.tta,
             )
             engines[f"engine{tag}"] = det
             # the exact tensor shapes the engine feeds for each chunk, as pre-made random tensors
@@ -431,6 +436,12 @@ def main() -> None:
         action="store_true",
         help="let onnxruntime threads spin (engine and bare loop); the engine's default is off (shared CPU)",
     )
+    parser.add_argument(
+        "--tta",
+        choices=("none", "h", "hv"),
+        default="none",
+        help="engine test-time augmentation (default none: one inference per image, comparable with the bare loop)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.providers = [p.strip() for p in args.providers.split(",") if p.strip()]
@@ -449,6 +460,7 @@ def main() -> None:
             "providers": args.providers,
             "intra_op_threads": args.threads,
             "spin_wait": args.spin_wait,
+            "engine_tta": args.tta,
             "min_seconds_per_cell": args.min_seconds,
         },
     }

@@ -209,7 +209,7 @@ def run_n(n: int, args: argparse.Namespace, model: Path, workdir: Path) -> dict[
         f"""
 centre: {{id: BENCH}}
 lines:{lines}
-detector: {{package: "{model}", max_batch: {args.max_batch}, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500}}
+detector: {{package: "{model}", max_batch: {args.max_batch}, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500, tta: {args.tta}}}
 journal: {{url: "sqlite:///{run_dir / "journal.db"}", image_dir: "{run_dir / "images"}"}}
 waybill: {{url: "file://{ROOT / "datasets/waybills/demo-waybills.json"}"}}
 runtime: {{drain_s: 3}}
@@ -299,6 +299,12 @@ def main() -> int:
     parser.add_argument(
         "--max-batch", type=int, default=1, help="detector micro-batch limit (1: every scan runs at once)"
     )
+    parser.add_argument(
+        "--tta",
+        choices=("package", "none", "h", "hv"),
+        default="package",
+        help="detector test-time augmentation (package: as model.yaml says, like the line)",
+    )
     parser.add_argument("--parcels", type=int, default=10, help="distinct simulated parcels per line (cycled)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "line.json")
     parser.add_argument("--_emulators", default=None, help=argparse.SUPPRESS)
@@ -324,6 +330,7 @@ def main() -> int:
     report = {
         "benchmark": "screening line: N emulated lines, 2.5 m/s, parcels 0.3-0.8 m, gaps >= 0.2 m, 2.0 s entry-to-gate",
         "model": model_note,
+        "detector_tta": args.tta,
         "largest_n_without_misses": largest_ok,
         "criterion": "no deadline misses and no parcel failed closed for timing (detector deadline/timeout/queue full)",
         "results": results,

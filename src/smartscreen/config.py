@@ -117,6 +117,13 @@ class DetectorConfig(_Strict):
     max_batch: int = Field(default=8, ge=1, le=256, description="Largest micro-batch.")
     max_wait_ms: float = Field(default=15.0, ge=0, le=1000, description="Longest a scan waits for a batch to fill.")
     conf_threshold: float = Field(default=0.25, ge=0, le=1, description="Minimum detection score kept.")
+    tta: Literal["package", "none", "h", "hv"] = Field(
+        default="package",
+        description=(
+            "Test-time augmentation: package = what model.yaml says (its metrics were measured that way); none = one "
+            "inference per parcel; h / hv = also the mirrored views (2 / 4 inferences), fused."
+        ),
+    )
     timeout_ms: float = Field(
         default=1500.0, gt=0, description="An inference slower than this is an error (the parcel fails closed)."
     )

@@ -272,3 +272,63 @@ def test_stacked_channel_models_take_rendered_scans(tmp_path: Path) -> None:
     assert "baton" in det.labels()
     with pytest.raises(InferenceError, match="stacked dual-energy channels"):
         detector.detect_images([rgb])
+
+
+def test_mirrored_views_of_an_equivariant_model_fuse_to_the_plain_result(tiny_package: ModelPackage) -> None:
+    """The analytic cell model is exactly mirror-equivariant: 4 fused views must give the plain boxes and scores."""
+    plain = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, tta="none")
+    four = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, tta="hv")
+    image = parcel_image(700, 1000, [(120, 90, 400, 300, (0, 255, 255)), (610, 380, 820, 650, (255, 0, 255))])
+    a, b = plain.detect_images([image])[0], four.detect_images([image])[0]
+    assert four.last_times is not None and four.last_times.views == 4
+    assert plain.last_times is not None and plain.last_times.views == 1
+    assert len(a) > 4 and len(a) == len(b)
+    order_a = np.lexsort((a.xyxy[:, 1], a.xyxy[:, 0], a.class_ids))
+    order_b = np.lexsort((b.xyxy[:, 1], b.xyxy[:, 0], b.class_ids))
+    np.testing.assert_array_equal(a.class_ids[order_a], b.class_ids[order_b])
+    np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1e-3)
+    np.testing.assert_allclose(a.scores[order_a], b.scores[order_b], atol=1e-5)
+
+
+class _FixedBoxSession(_BrokenSession):
+    """Reports one class-0 box at the same input-tensor place whatever the image: not mirror-equivariant."""
+
+    def __init__(self, real: Any, n_classes: int) -> None:
+        super().__init__(real)
+        self.n_classes = n_classes
+
+    def run(self, names: Sequence[str] | None, feed: Mapping[str, Any]) -> Sequence[Any]:
+        n = next(iter(feed.values())).shape[0]
+        out = np.zeros((n, 4 + self.n_classes, 8), np.float32)
+        out[:, :4, 0] = (48, 40, 32, 16)  # cx, cy, w, h in input pixels
+        out[:, 4, 0] = 0.9
+        return [out]
+
+
+def test_a_box_only_one_orientation_produces_keeps_a_share_of_its_score(tiny_package: ModelPackage) -> None:
+    session = _FixedBoxSession(
+        OnnxDetector.from_package(tiny_package.directory)._session, len(tiny_package.class_names)
+    )
+    image = parcel_image(256, 256, [(60, 60, 200, 200, (0, 0, 0))])
+    one = OnnxDetector(session, tiny_package, conf_threshold=0.1, tta="none").detect_images([image])[0]
+    two = OnnxDetector(session, tiny_package, conf_threshold=0.1, tta="h").detect_images([image])[0]
+    four = OnnxDetector(session, tiny_package, conf_threshold=0.1, tta="hv").detect_images([image])[0]
+    assert one.scores.tolist() == pytest.approx([0.9])
+    assert two.scores.tolist() == pytest.approx([0.45, 0.45])
+    assert four.scores.tolist() == pytest.approx([0.225] * 4)
+    # the mirrored views' boxes land mirrored about the image centre line(s)
+    xs = sorted(float(x) for x in two.xyxy[:, 0] + two.xyxy[:, 2])
+    assert xs[0] + xs[1] == pytest.approx(2 * image.shape[1], abs=2)
+    assert len(OnnxDetector(session, tiny_package, conf_threshold=0.3, tta="hv").detect_images([image])[0]) == 0
+
+
+def test_the_package_sets_tta_and_the_line_config_can_override_it(package_copy: Path) -> None:
+    from smartscreen.config import DetectorConfig
+    from smartscreen.detection.package import TtaSpec, load_model_package, update_model_package
+
+    update_model_package(package_copy, tta=TtaSpec(flips="hv", fusion_iou=0.6))
+    assert load_model_package(package_copy).manifest.tta == TtaSpec(flips="hv", fusion_iou=0.6)
+    assert OnnxDetector.from_package(package_copy, intra_op_threads=1).tta.flips == "hv"
+    off = OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1, tta="none"))
+    assert off.tta.flips == "none" and off.tta.fusion_iou == 0.6
+    assert OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1)).tta.flips == "hv"

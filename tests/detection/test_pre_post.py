@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from smartscreen.detection.package import CropSpec, InputSpec, Normalisation
-from smartscreen.detection.postprocess import NmsParams, box_iou, decode_yolo_v8, nms
+from smartscreen.detection.postprocess import NmsParams, RawDetections, box_iou, decode_yolo_v8, fuse_views, mirror, nms
 from smartscreen.detection.preprocess import BatchBuffer, content_box, plan_letterbox
 
 
@@ -116,3 +116,52 @@ def test_decode_is_class_aware_and_respects_thresholds() -> None:
     assert decode_yolo_v8(pred, NmsParams(conf=0.95)).scores.size == 0
     limited = decode_yolo_v8(pred, NmsParams(conf=0.05, iou=0.45, max_det=2))
     assert limited.scores.size == 2
+
+
+def _raw(boxes: list[list[float]], scores: list[float], ids: list[int]) -> RawDetections:
+    return RawDetections(
+        np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32), np.asarray(ids, np.int32)
+    )
+
+
+def test_mirror_maps_boxes_back_and_is_its_own_inverse() -> None:
+    raw = _raw([[10, 20, 50, 40]], [0.9], [3])
+    m = mirror(raw, (64, 128), flip_x=True, flip_y=True)
+    np.testing.assert_allclose(m.xyxy, [[78, 24, 118, 44]])
+    np.testing.assert_allclose(mirror(m, (64, 128), flip_x=True, flip_y=True).xyxy, raw.xyxy)
+    np.testing.assert_allclose(mirror(raw, (64, 128), flip_x=False, flip_y=True).xyxy, [[10, 24, 50, 44]])
+
+
+def test_fused_views_keep_consistent_objects_and_divide_lone_boxes() -> None:
+    seen_by_all = [_raw([[100, 100, 200, 200]], [0.8], [0]) for _ in range(4)]
+    lone = [_raw([[300, 300, 340, 340]], [0.8], [1])] + [_raw([], [], [])] * 3
+    fused = fuse_views(
+        [
+            _raw(np.vstack([a.xyxy, b.xyxy]).tolist(), [*a.scores, *b.scores], [*a.class_ids, *b.class_ids])
+            for a, b in zip(seen_by_all, lone, strict=True)
+        ],
+        iou=0.55,
+        conf=0.1,
+        max_det=10,
+    )
+    assert fused.class_ids.tolist() == [0, 1]
+    np.testing.assert_allclose(fused.scores, [0.8, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(fused.xyxy[0], [100, 100, 200, 200])
+    # under the floor once fused: dropped
+    assert len(fuse_views(lone, iou=0.55, conf=0.25, max_det=10).scores) == 0
+
+
+def test_fusion_weights_boxes_by_score_and_never_merges_classes_or_one_views_boxes() -> None:
+    a = _raw([[0, 0, 100, 100], [0, 0, 100, 100]], [0.9, 0.3], [2, 5])
+    b = _raw([[10, 0, 110, 100], [5, 0, 105, 100]], [0.3, 0.6], [2, 2])  # two boxes of class 2 in one view
+    fused = fuse_views([a, b], iou=0.55, conf=0.0, max_det=10)
+    by = {
+        (int(c), round(float(s), 3)): box for c, s, box in zip(fused.class_ids, fused.scores, fused.xyxy, strict=True)
+    }
+    # class 2: a's 0.9 pairs with b's best overlapping box (0.6 at x0=5); b's 0.3 box stays alone
+    assert set(by) == {(2, 0.75), (2, 0.15), (5, 0.15)}
+    np.testing.assert_allclose(by[(2, 0.75)], [0.9 * 0 / 1.5 + 0.6 * 5 / 1.5, 0, 100 + 0.6 * 5 / 1.5, 100], rtol=1e-5)
+    assert fused.scores.tolist() == sorted(fused.scores.tolist(), reverse=True)
+    assert len(fuse_views([a, b], iou=0.55, conf=0.0, max_det=2).scores) == 2
+    with pytest.raises(ValueError):
+        fuse_views([], iou=0.5, conf=0.1, max_det=1)

@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="paired-bootstrap resamples for the promotion check: a drop beyond the tolerance fails only when its "
         "95%% interval lies below 0 (default 1000; 0: every drop beyond the tolerance fails)",
     )
+    parser.add_argument(
+        "--tta",
+        choices=("package", "none", "h", "hv"),
+        default="package",
+        help="test-time augmentation: as model.yaml says (default, what the line runs), or override it for both "
+        "packages (none: one view; h: plus the left-right mirror; hv: four views)",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="only the first N images (a quick check)")
@@ -52,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise SystemExit("--bootstrap must be >= 0")
+    if args.record and args.tta != "package":
+        raise SystemExit("--record writes the package's metrics: evaluate it as the line runs it (no --tta override)")
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 200 < args.batch:
@@ -67,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch,
             threads=args.threads,
             limit=args.limit,
+            tta=None if args.tta == "package" else args.tta,
         )
 
     predictions = predict(settings(args.model), progress)

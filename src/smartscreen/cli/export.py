@@ -16,6 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", choices=["best", "last"], default="best")
     parser.add_argument("--imgsz", type=int, help="nominal input size (default: the training size)")
     parser.add_argument("--conf", type=float, default=0.25, help="default score threshold in the package")
+    parser.add_argument(
+        "--tta",
+        choices=("none", "h", "hv"),
+        default="none",
+        help="test-time augmentation the package asks for: none, h (plus the left-right mirror), hv (four views); "
+        "the line and smartscreen eval run it that way",
+    )
     parser.add_argument("--description", default="")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing package")
     parser.add_argument(
@@ -38,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             weights=args.weights,
             imgsz=args.imgsz,
             conf=args.conf,
+            tta=args.tta,
             description=args.description,
             overwrite=args.overwrite,
             include_weights=args.with_weights,

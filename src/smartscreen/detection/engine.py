@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -20,8 +20,16 @@ import numpy as np
 import numpy.typing as npt
 
 from smartscreen.config import DetectorConfig
-from smartscreen.detection.package import ModelPackage, check_session, load_model_package
-from smartscreen.detection.postprocess import NmsParams, decode_yolo_v8, to_detections
+from smartscreen.detection.package import Flips, ModelPackage, TtaSpec, check_session, load_model_package
+from smartscreen.detection.postprocess import (
+    TTA_VIEW_SCORE_FLOOR,
+    NmsParams,
+    RawDetections,
+    decode_yolo_v8,
+    fuse_views,
+    mirror,
+    to_detections,
+)
 from smartscreen.detection.preprocess import (
     BatchBuffer,
     Letterbox,
@@ -67,6 +75,7 @@ class StageTimes:
 
     batch_size: int
     input_hw: tuple[int, int]
+    views: int  # inferences per image (test-time augmentation)
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
@@ -165,6 +174,14 @@ def plan_batches(layouts: Sequence[Letterbox], max_batch: int, policy: ShapePoli
     return [idx[i : i + max_batch] for idx in by_shape.values() for i in range(0, len(idx), max_batch)]
 
 
+# (flip_y, flip_x) of each view: the input tensor as it is, then its mirrors
+_VIEWS: dict[Flips, tuple[tuple[bool, bool], ...]] = {
+    "none": ((False, False),),
+    "h": ((False, False), (False, True)),
+    "hv": ((False, False), (False, True), (True, False), (True, True)),
+}
+
+
 class OnnxDetector:
     """YOLO-format ONNX detector on onnxruntime; implements ``smartscreen.domain.ports.Detector``."""
 
@@ -178,6 +195,7 @@ class OnnxDetector:
         max_det: int | None = None,
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
+        tta: Flips | None = None,
         validate: bool = True,
         warmup: bool = True,
         providers_in_use: Sequence[str] = ("CPUExecutionProvider",),
@@ -195,6 +213,9 @@ class OnnxDetector:
             max_det=manifest.nms.max_det if max_det is None else max_det,
             class_aware=manifest.nms.class_aware,
         )
+        # test-time augmentation: the package's unless overridden (``tta="none"`` turns it off)
+        self.tta = manifest.tta if tta is None else TtaSpec(flips=tta, fusion_iou=manifest.tta.fusion_iou)
+        self._view_nms = replace(self.nms, conf=min(self.nms.conf, TTA_VIEW_SCORE_FLOOR))
         self.max_batch = max_batch
         self.providers_in_use = tuple(providers_in_use)
         if shape_policy == "auto":
@@ -226,6 +247,7 @@ class OnnxDetector:
         max_det: int | None = None,
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
+        tta: Flips | None = None,
         device_id: int = 0,
         spin_wait: bool = False,
         warmup: bool = True,
@@ -264,6 +286,7 @@ class OnnxDetector:
             max_det=max_det,
             max_batch=max_batch,
             shape_policy=shape_policy,
+            tta=tta,
             warmup=warmup,
             providers_in_use=in_use,
         )
@@ -278,6 +301,7 @@ class OnnxDetector:
             intra_op_threads=config.intra_op_threads,
             conf_threshold=config.conf_threshold,
             max_batch=config.max_batch,
+            tta=None if config.tta == "package" else config.tta,
         )
 
     def warmup(self, runs: int = 2) -> float:
@@ -348,32 +372,50 @@ class OnnxDetector:
         t0 = time.perf_counter()
         batch = self._buffer.fill(images, layouts)
         t1 = time.perf_counter()
-        try:
-            outputs = self._session.run(self._output_names, {self._input_name: batch})
-        except Exception as e:  # onnxruntime raises its own error types; the caller fails closed
-            raise InferenceError(f"{self.model_id}: inference failed on a batch of {len(images)}: {e}") from e
+        views = _VIEWS[self.tta.flips]
+        predictions = [self._infer(batch, flip_y, flip_x) for flip_y, flip_x in views]
         t2 = time.perf_counter()
-        prediction = np.asarray(outputs[0])
-        n_rows = 4 + len(self.class_names)
-        if prediction.ndim != 3 or prediction.shape[0] != len(images) or prediction.shape[1] != n_rows:
-            raise InferenceError(
-                f"{self.model_id}: output shape {prediction.shape} does not fit a batch of {len(images)} "
-                f"with {len(self.class_names)} classes"
-            )
-        results = [
-            to_detections(decode_yolo_v8(prediction[i], self.nms), lb, self.class_names, self.model_id)
-            for i, lb in enumerate(layouts)
-        ]
+        input_hw = (int(batch.shape[2]), int(batch.shape[3]))
+        results: list[Detections] = []
+        for i, lb in enumerate(layouts):
+            if len(views) == 1:
+                raw = decode_yolo_v8(predictions[0][i], self.nms)
+            else:
+                raws: list[RawDetections] = [
+                    mirror(decode_yolo_v8(p[i], self._view_nms), input_hw, flip_x=flip_x, flip_y=flip_y)
+                    for p, (flip_y, flip_x) in zip(predictions, views, strict=True)
+                ]
+                raw = fuse_views(raws, iou=self.tta.fusion_iou, conf=self.nms.conf, max_det=self.nms.max_det)
+            results.append(to_detections(raw, lb, self.class_names, self.model_id))
         t3 = time.perf_counter()
         self.last_times = StageTimes(
             batch_size=len(images),
-            input_hw=(int(batch.shape[2]), int(batch.shape[3])),
+            input_hw=input_hw,
+            views=len(views),
             preprocess_ms=(t1 - t0) * 1e3,
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
         )
         self.totals.add(self.last_times)
         return results
+
+    def _infer(self, batch: npt.NDArray[np.floating], flip_y: bool, flip_x: bool) -> npt.NDArray[np.floating]:
+        """One session run on ``batch``, mirrored as asked; the checked ``(n, 4 + nc, anchors)`` output."""
+        n = int(batch.shape[0])
+        if flip_y or flip_x:
+            batch = np.ascontiguousarray(batch[:, :, :: -1 if flip_y else 1, :: -1 if flip_x else 1])
+        try:
+            outputs = self._session.run(self._output_names, {self._input_name: batch})
+        except Exception as e:  # onnxruntime raises its own error types; the caller fails closed
+            raise InferenceError(f"{self.model_id}: inference failed on a batch of {n}: {e}") from e
+        prediction = np.asarray(outputs[0])
+        n_rows = 4 + len(self.class_names)
+        if prediction.ndim != 3 or prediction.shape[0] != n or prediction.shape[1] != n_rows:
+            raise InferenceError(
+                f"{self.model_id}: output shape {prediction.shape} does not fit a batch of {n} "
+                f"with {len(self.class_names)} classes"
+            )
+        return prediction
 
     def input_shape_for(self, image_hw: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
         """The ``(n, 3, H, W)`` tensor shape the engine feeds for full (uncropped) images of these sizes."""

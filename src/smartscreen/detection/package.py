@@ -30,6 +30,7 @@ Example ``model.yaml``::
     crop: {enabled: true, background_min: 235, margin_px: 16}
     output: {name: output0, format: yolo_v8}
     nms: {conf: 0.25, iou: 0.45, max_det: 300, class_aware: true}
+    tta: {flips: hv, fusion_iou: 0.55}   # optional; default none
     training: {data_description: ..., data_sha256: ..., epochs: 30, imgsz: 640}
     metrics: {dataset: synth-val, map50: 0.82, map50_95: 0.57}
     sha256: <hex digest of model.onnx>
@@ -147,6 +148,30 @@ class NmsDefaults(_Strict):
     class_aware: bool = Field(default=True, description="suppress only boxes of the same class")
 
 
+Flips = Literal["none", "h", "hv"]
+
+
+class TtaSpec(_Strict):
+    """Test-time augmentation: the model also runs on mirrored copies of each input and the views' boxes are fused.
+
+    A box's fused score is the sum of its matched views' scores divided by the number of views, so an object
+    every view finds keeps its score and a box only one view of four produces keeps a quarter of it: false
+    alarms that depend on orientation fall away. Costs one inference per view.
+    """
+
+    flips: Flips = Field(
+        default="none",
+        description="none: one view; h: plus the left-right mirror (2 views); hv: plus up-down and both (4 views)",
+    )
+    fusion_iou: float = Field(
+        default=0.55, gt=0.0, le=1.0, description="boxes of one class from different views with IoU >= this are one"
+    )
+
+    @property
+    def n_views(self) -> int:
+        return {"none": 1, "h": 2, "hv": 4}[self.flips]
+
+
 class TrainingInfo(_Strict):
     data_description: str = Field(min_length=1, description="what the model was trained on, for the audit trail")
     data_sha256: Sha256Hex | None = Field(default=None, description="hash of the training data manifest")
@@ -180,6 +205,7 @@ class ModelManifest(_Strict):
     crop: CropSpec = Field(default_factory=CropSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     nms: NmsDefaults = Field(default_factory=NmsDefaults)
+    tta: TtaSpec = Field(default_factory=TtaSpec)
     training: TrainingInfo | None = None
     metrics: Metrics | None = None
     sha256: Sha256Hex = Field(description="sha256 of model.onnx")
@@ -472,6 +498,7 @@ def write_model_package(
     training: TrainingInfo | None = None,
     metrics: Metrics | None = None,
     nms: NmsDefaults | None = None,
+    tta: TtaSpec | None = None,
     crop: CropSpec | None = None,
     normalisation: Normalisation | None = None,
     colour_order: Literal["RGB", "BGR"] = "RGB",
@@ -526,6 +553,7 @@ def write_model_package(
         crop=crop or CropSpec(),
         output=OutputSpec(name=outputs[0].name),
         nms=nms or NmsDefaults(),
+        tta=tta or TtaSpec(),
         training=training,
         metrics=metrics,
         sha256=sha256_file(onnx_source),
@@ -550,6 +578,7 @@ def update_model_package(
     metrics: Metrics | None = None,
     training: TrainingInfo | None = None,
     nms: NmsDefaults | None = None,
+    tta: TtaSpec | None = None,
     description: str | None = None,
     version: str | None = None,
 ) -> ModelPackage:
@@ -564,6 +593,7 @@ def update_model_package(
         ("metrics", metrics),
         ("training", training),
         ("nms", nms),
+        ("tta", tta),
         ("description", description),
         ("version", version),
     ):

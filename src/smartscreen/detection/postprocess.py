@@ -130,3 +130,70 @@ def to_detections(raw: RawDetections, letterbox: Letterbox, class_names: tuple[s
         class_names=class_names,
         model_id=model_id,
     )
+
+
+# Test-time augmentation (model.yaml ``tta``). Each view is decoded with this score floor (or the detector's own
+# floor when lower), so a fused score is within (views - 1) / views * floor of what an unfloored fusion gives.
+TTA_VIEW_SCORE_FLOOR = 0.01
+
+
+def mirror(raw: RawDetections, input_hw: tuple[int, int], *, flip_x: bool, flip_y: bool) -> RawDetections:
+    """Boxes found on a mirrored input tensor, in the coordinates of the unmirrored one."""
+    xyxy = raw.xyxy.copy()
+    h, w = input_hw
+    if flip_x:
+        xyxy[:, 0], xyxy[:, 2] = w - raw.xyxy[:, 2], w - raw.xyxy[:, 0]
+    if flip_y:
+        xyxy[:, 1], xyxy[:, 3] = h - raw.xyxy[:, 3], h - raw.xyxy[:, 1]
+    return RawDetections(xyxy, raw.scores, raw.class_ids)
+
+
+def fuse_views(views: list[RawDetections], *, iou: float, conf: float, max_det: int) -> RawDetections:
+    """One set of boxes from the same image seen in several views (boxes already in one coordinate frame).
+
+    Per class, the highest-scoring unused box takes from every other view its best unused box of that class
+    overlapping it by IoU >= ``iou``; the group's box is the score-weighted mean and its score the sum of the
+    members' scores divided by the number of views (a view that found nothing counts as score 0). Groups
+    scoring under ``conf`` are dropped; at most ``max_det`` are kept, highest first.
+    """
+    n_views = len(views)
+    if n_views == 0:
+        raise ValueError("fuse_views needs at least one view")
+    xyxy = np.concatenate([v.xyxy for v in views]).astype(np.float32).reshape(-1, 4)
+    scores = np.concatenate([v.scores for v in views]).astype(np.float32)
+    class_ids = np.concatenate([v.class_ids for v in views]).astype(np.int32)
+    view_of = np.concatenate([np.full(len(v.scores), k, np.int32) for k, v in enumerate(views)])
+    out_xyxy: list[npt.NDArray[np.float32]] = []
+    out_scores: list[float] = []
+    out_ids: list[int] = []
+    for cls in np.unique(class_ids):
+        idx = np.flatnonzero(class_ids == cls)
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
+        boxes, s, v = xyxy[idx], scores[idx], view_of[idx]
+        overlaps = box_iou(boxes, boxes)
+        used = np.zeros(len(idx), bool)
+        for i in range(len(idx)):
+            if used[i]:
+                continue
+            used[i] = True
+            members = [i]
+            near = ~used & (overlaps[i] >= iou) & (v != v[i])
+            for k in np.unique(v[near]):
+                j = int(np.flatnonzero(near & (v == k))[0])  # sorted by score: the first is that view's best
+                members.append(j)
+                used[j] = True
+            weight = s[members]
+            total = float(weight.sum())
+            if total / n_views < conf:
+                continue
+            out_xyxy.append((boxes[members] * weight[:, None]).sum(axis=0) / max(total, 1e-12))
+            out_scores.append(total / n_views)
+            out_ids.append(int(cls))
+    if not out_scores:
+        return RawDetections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32))
+    order = np.argsort(-np.asarray(out_scores), kind="stable")[:max_det]
+    return RawDetections(
+        np.asarray(out_xyxy, np.float32)[order],
+        np.asarray(out_scores, np.float32)[order],
+        np.asarray(out_ids, np.int32)[order],
+    )

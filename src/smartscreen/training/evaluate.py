@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -42,6 +42,10 @@ from smartscreen.training.metrics import (
 from smartscreen.training.readers import read_yolo
 from smartscreen.training.writer import load_image_bgr
 
+if TYPE_CHECKING:
+    from smartscreen.detection.engine import OnnxDetector
+    from smartscreen.detection.package import Flips
+
 logger = logging.getLogger(__name__)
 
 EVAL_CONF = 0.001  # score floor for mAP: the whole PR curve is needed
@@ -57,12 +61,16 @@ class ImageDetector(Protocol):
     def detect_images(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]: ...
 
 
-def open_detector(package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 2) -> ImageDetector:
-    """The line's detection engine on ``package_dir`` with the score floor lowered to ``conf``."""
+def open_detector(
+    package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 2, tta: Flips | None = None
+) -> OnnxDetector:
+    """The line's detection engine on ``package_dir`` with the score floor lowered to ``conf``.
+
+    ``tta`` overrides the package's test-time augmentation (None: as the package says, like the line).
+    """
     from smartscreen.detection.engine import OnnxDetector
 
-    detector: ImageDetector = OnnxDetector.from_package(package_dir, intra_op_threads=threads, conf_threshold=conf)
-    return detector
+    return OnnxDetector.from_package(package_dir, intra_op_threads=threads, conf_threshold=conf, tta=tta)
 
 
 FAR_SWEEP = (0.01, 0.03, 0.05, 0.10)  # clean-parcel false-alarm budgets every report also gives recall at
@@ -78,6 +86,7 @@ class EvalSettings:
     batch: int = 8
     threads: int = 2
     limit: int | None = None  # evaluate only the first N images (quick checks)
+    tta: Flips | None = None  # test-time augmentation override (None: the package's own, as on the line)
 
 
 @dataclass(slots=True)
@@ -94,6 +103,7 @@ class EvalReport:
     operating_point: dict[str, object]
     images_per_s: float
     definitions: str = field(default="see smartscreen.training.metrics")
+    tta: str = "none"  # test-time augmentation the detections were made with (model.yaml tta.flips)
     # prohibited-item recall at the lowest threshold within each clean-parcel false-alarm budget ("0.03" -> ...):
     # one budget rests on a handful of clean parcels, a sweep shows the trade-off
     far_sweep: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -125,7 +135,7 @@ class EvalReport:
         op = self.operating_point
         lines = [
             f"{self.model_id} on {self.data} [{self.split}]: {self.n_images} images ({self.n_clean} clean), "
-            f"{self.images_per_s:.1f} img/s",
+            f"{self.images_per_s:.1f} img/s" + (f" (test-time augmentation: {self.tta})" if self.tta != "none" else ""),
             f"mAP50 {self.map50:.4f}  mAP50-95 {self.map50_95:.4f}",
             f"operating point: score >= {op['threshold']:.4f} ({op['chosen_by']}): prohibited-item recall "
             f"{_fmt(op['prohibited_recall'])} ({op['prohibited_found']}/{op['prohibited_total']}), clean-parcel "
@@ -222,6 +232,7 @@ def build_report(
     target_far: float | None,
     threshold: float | None,
     images_per_s: float,
+    tta: str = "none",
 ) -> tuple[EvalReport, DetectionMetrics]:
     metrics = detection_metrics(truths, preds, class_names)
     prohibited = PROHIBITED_CLASS_NAMES & frozenset(class_names)
@@ -276,6 +287,7 @@ def build_report(
             "threat_parcels_alarmed": op.threat_images_alarmed,
         },
         images_per_s=images_per_s,
+        tta=tta,
         far_sweep=far_sweep,
         miss_breakdown={
             name: {"count": float(misses.counts[name]), "median_size_px": misses.median_size_px[name]}
@@ -298,6 +310,7 @@ class Predictions:
     truths: tuple[ImageBoxes, ...]
     preds: tuple[ImageBoxes, ...]
     images_per_s: float
+    tta: str = "none"
 
 
 def predict(settings: EvalSettings, progress: Callable[[int, int], None] | None = None) -> Predictions:
@@ -307,14 +320,14 @@ def predict(settings: EvalSettings, progress: Callable[[int, int], None] | None 
         paths, truths_n = paths[: settings.limit], truths_n[: settings.limit]
     if not paths:
         raise DatasetError(f"{settings.data} [{split}] holds no labelled images")
-    detector = open_detector(settings.model, threads=settings.threads)
+    detector = open_detector(settings.model, threads=settings.threads, tta=settings.tta)
     if tuple(detector.class_names) != tuple(class_names):
         raise DatasetError(
             f"the model's classes {detector.class_names} differ from the dataset's {class_names}; convert the "
             "dataset to the taxonomy first (smartscreen dataset convert)"
         )
     truths, preds, ips = run_detector(detector, paths, truths_n, settings.batch, progress)
-    return Predictions(detector.model_id, split, class_names, tuple(truths), tuple(preds), ips)
+    return Predictions(detector.model_id, split, class_names, tuple(truths), tuple(preds), ips, detector.tta.flips)
 
 
 def report_for(settings: EvalSettings, predictions: Predictions) -> tuple[EvalReport, DetectionMetrics]:
@@ -329,6 +342,7 @@ def report_for(settings: EvalSettings, predictions: Predictions) -> tuple[EvalRe
         target_far=settings.target_far,
         threshold=settings.threshold,
         images_per_s=predictions.images_per_s,
+        tta=predictions.tta,
     )
 
 
@@ -542,6 +556,7 @@ def record_metrics(package_dir: Path, report: EvalReport, dataset_name: str) -> 
             training=m.training,
             metrics=metrics,
             nms=m.nms,
+            tta=m.tta,
             crop=m.crop,
             normalisation=m.input.normalisation,
             colour_order=m.input.colour_order,
