@@ -438,7 +438,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--tta",
-        choices=("none", "h", "hv"),
+        choices=("none", "h", "hv", "d4"),
         default="none",
         help="engine test-time augmentation (default none: one inference per image, comparable with the bare loop)",
     )

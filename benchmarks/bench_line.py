@@ -301,7 +301,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--tta",
-        choices=("package", "none", "h", "hv"),
+        choices=("package", "none", "h", "hv", "d4"),
         default="package",
         help="detector test-time augmentation (package: as model.yaml says, like the line)",
     )

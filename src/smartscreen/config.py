@@ -117,11 +117,11 @@ class DetectorConfig(_Strict):
     max_batch: int = Field(default=8, ge=1, le=256, description="Largest micro-batch.")
     max_wait_ms: float = Field(default=15.0, ge=0, le=1000, description="Longest a scan waits for a batch to fill.")
     conf_threshold: float = Field(default=0.25, ge=0, le=1, description="Minimum detection score kept.")
-    tta: Literal["package", "none", "h", "hv"] = Field(
+    tta: Literal["package", "none", "h", "hv", "d4"] = Field(
         default="package",
         description=(
             "Test-time augmentation: package = what model.yaml says (its metrics were measured that way); none = one "
-            "inference per parcel; h / hv = also the mirrored views (2 / 4 inferences), fused."
+            "inference per parcel; h / hv = also the mirrored views (2 / 4 inferences), d4 = mirrored and transposed (8); fused."
         ),
     )
     timeout_ms: float = Field(

@@ -274,17 +274,21 @@ def test_stacked_channel_models_take_rendered_scans(tmp_path: Path) -> None:
         detector.detect_images([rgb])
 
 
-def test_mirrored_views_of_an_equivariant_model_fuse_to_the_plain_result(tiny_package: ModelPackage) -> None:
-    """The analytic cell model is exactly mirror-equivariant: 4 fused views must give the plain boxes and scores."""
+@pytest.mark.parametrize(("mode", "n_views"), [("hv", 4), ("d4", 8)])
+def test_views_of_an_equivariant_model_fuse_to_the_plain_result(
+    tiny_package: ModelPackage, mode: str, n_views: int
+) -> None:
+    """The analytic cell model is exactly mirror- and transpose-equivariant: fused views give the plain result."""
     plain = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, tta="none")
-    four = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, tta="hv")
+    four = OnnxDetector.from_package(tiny_package.directory, intra_op_threads=1, tta=mode)  # type: ignore[arg-type]
     image = parcel_image(700, 1000, [(120, 90, 400, 300, (0, 255, 255)), (610, 380, 820, 650, (255, 0, 255))])
     a, b = plain.detect_images([image])[0], four.detect_images([image])[0]
-    assert four.last_times is not None and four.last_times.views == 4
+    assert four.last_times is not None and four.last_times.views == n_views
     assert plain.last_times is not None and plain.last_times.views == 1
     assert len(a) > 4 and len(a) == len(b)
-    order_a = np.lexsort((a.xyxy[:, 1], a.xyxy[:, 0], a.class_ids))
-    order_b = np.lexsort((b.xyxy[:, 1], b.xyxy[:, 0], b.class_ids))
+    ka, kb = np.round(a.xyxy, 1), np.round(b.xyxy, 1)  # sort keys robust to float rounding of equal boxes
+    order_a = np.lexsort((ka[:, 1], ka[:, 0], a.class_ids))
+    order_b = np.lexsort((kb[:, 1], kb[:, 0], b.class_ids))
     np.testing.assert_array_equal(a.class_ids[order_a], b.class_ids[order_b])
     np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1e-3)
     np.testing.assert_allclose(a.scores[order_a], b.scores[order_b], atol=1e-5)
@@ -326,9 +330,19 @@ def test_the_package_sets_tta_and_the_line_config_can_override_it(package_copy: 
     from smartscreen.config import DetectorConfig
     from smartscreen.detection.package import TtaSpec, load_model_package, update_model_package
 
-    update_model_package(package_copy, tta=TtaSpec(flips="hv", fusion_iou=0.6))
-    assert load_model_package(package_copy).manifest.tta == TtaSpec(flips="hv", fusion_iou=0.6)
-    assert OnnxDetector.from_package(package_copy, intra_op_threads=1).tta.flips == "hv"
+    update_model_package(package_copy, tta=TtaSpec(mode="hv", fusion_iou=0.6))
+    assert load_model_package(package_copy).manifest.tta == TtaSpec(mode="hv", fusion_iou=0.6)
+    assert OnnxDetector.from_package(package_copy, intra_op_threads=1).tta.mode == "hv"
     off = OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1, tta="none"))
-    assert off.tta.flips == "none" and off.tta.fusion_iou == 0.6
-    assert OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1)).tta.flips == "hv"
+    assert off.tta.mode == "none" and off.tta.fusion_iou == 0.6
+    assert OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1)).tta.mode == "hv"
+
+
+def test_transposed_views_are_refused_for_a_fixed_oblong_input(tmp_path: Path) -> None:
+    from smartscreen.errors import ModelPackageError
+    from tests.detection.tiny_model import build_tiny_package
+
+    package = build_tiny_package(tmp_path / "oblong", size_hw=(320, 640), dynamic=False)
+    with pytest.raises(ModelPackageError, match="tta d4"):
+        OnnxDetector.from_package(package.directory, intra_op_threads=1, tta="d4")
+    assert OnnxDetector.from_package(package.directory, intra_op_threads=1, tta="hv").tta.mode == "hv"

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from smartscreen.detection.package import CropSpec, InputSpec, Normalisation
-from smartscreen.detection.postprocess import NmsParams, RawDetections, box_iou, decode_yolo_v8, fuse_views, mirror, nms
+from smartscreen.detection.postprocess import (
+    NmsParams,
+    RawDetections,
+    box_iou,
+    decode_yolo_v8,
+    from_view,
+    fuse_views,
+    nms,
+)
 from smartscreen.detection.preprocess import BatchBuffer, content_box, plan_letterbox
 
 
@@ -124,12 +132,20 @@ def _raw(boxes: list[list[float]], scores: list[float], ids: list[int]) -> RawDe
     )
 
 
-def test_mirror_maps_boxes_back_and_is_its_own_inverse() -> None:
+def test_view_boxes_map_back_to_the_input_tensor() -> None:
     raw = _raw([[10, 20, 50, 40]], [0.9], [3])
-    m = mirror(raw, (64, 128), flip_x=True, flip_y=True)
+    m = from_view(raw, (64, 128), flip_x=True, flip_y=True)
     np.testing.assert_allclose(m.xyxy, [[78, 24, 118, 44]])
-    np.testing.assert_allclose(mirror(m, (64, 128), flip_x=True, flip_y=True).xyxy, raw.xyxy)
-    np.testing.assert_allclose(mirror(raw, (64, 128), flip_x=False, flip_y=True).xyxy, [[10, 24, 50, 44]])
+    np.testing.assert_allclose(from_view(m, (64, 128), flip_x=True, flip_y=True).xyxy, raw.xyxy)
+    np.testing.assert_allclose(from_view(raw, (64, 128), flip_x=False, flip_y=True).xyxy, [[10, 24, 50, 44]])
+    # a box on the transposed, left-right mirrored view of a 128 x 64 tensor (the view is 64 x 128)
+    tensor = np.zeros((128, 64), np.uint8)
+    tensor[30:70, 5:25] = 1  # rows 30-70, columns 5-25: xyxy (5, 30, 25, 70)
+    view = tensor.T[:, ::-1]
+    ys, xs = np.nonzero(view)
+    found = _raw([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.9], [3])
+    back = from_view(found, view.shape, flip_x=True, flip_y=False, transposed=True)  # type: ignore[arg-type]
+    np.testing.assert_allclose(back.xyxy, [[5, 30, 25, 70]])
 
 
 def test_fused_views_keep_consistent_objects_and_divide_lone_boxes() -> None:

@@ -70,7 +70,11 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert progress[0]["epoch"] == 1.0 and "metrics/mAP50(B)" in progress[0]
 
     assert (
-        main(["export", str(run), "--name", "tiny-model", "--models", str(tmp_path / "models"), "--with-weights"]) == 0
+        main(
+            ["export", str(run), "--name", "tiny-model", "--models", str(tmp_path / "models"), "--with-weights"]
+            + ["--tta", "hv"]
+        )
+        == 0
     )
     # the weights travel with the package, so training can continue from it
     assert (tmp_path / "models" / "tiny-model" / "weights.pt").read_bytes() == (
@@ -81,6 +85,7 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert m.class_names == CLASS_NAMES
     assert m.input.dynamic_batch and m.input.dynamic_hw and m.input.size_hw == (64, 64)
     assert m.architecture == "yolo11n"  # from the checkpoint, not the file name it was trained from
+    assert m.tta.mode == "hv"  # the line and eval run the four mirrored views this package asks for
     assert (
         m.training is not None and m.training.data_sha256 == record["data_sha256"] and m.training.base_weights is None
     )
@@ -122,7 +127,7 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
         == 0
     )
     report = json.loads((out / "eval.json").read_text())
-    assert report["n_images"] == 4 and report["n_clean"] == 1
+    assert report["n_images"] == 4 and report["n_clean"] == 1 and report["tta"] == "hv"
     assert 0.0 <= report["map50"] <= 1.0
     assert report["operating_point"]["clean_images"] == 1
     assert (out / "pr_curve.png").stat().st_size > 1000
@@ -132,6 +137,10 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     # the promotion check against itself: both packages run on the same images, every change and interval is 0
     capsys.readouterr()
     args = ["eval", "--model", str(package.directory), "--data", str(data), "--split", "val", "--out", str(out)]
+    with pytest.raises(
+        SystemExit, match="--record"
+    ):  # metrics recorded in model.yaml are the line's, not an override's
+        main([*args, "--tta", "none", "--record"])
     assert main([*args, "--baseline", str(package.directory), "--bootstrap", "50"]) == 0
     promotion = json.loads((out / "promotion.json").read_text())
     assert promotion["passed"] and promotion["bootstrap"]

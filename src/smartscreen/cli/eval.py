@@ -35,10 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tta",
-        choices=("package", "none", "h", "hv"),
+        choices=("package", "none", "h", "hv", "d4"),
         default="package",
         help="test-time augmentation: as model.yaml says (default, what the line runs), or override it for both "
-        "packages (none: one view; h: plus the left-right mirror; hv: four views)",
+        "packages (none: one view; h: plus the left-right mirror; hv: four mirrored views; d4: eight, with transposes)",
     )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)

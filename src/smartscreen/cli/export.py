@@ -18,9 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", type=float, default=0.25, help="default score threshold in the package")
     parser.add_argument(
         "--tta",
-        choices=("none", "h", "hv"),
+        choices=("none", "h", "hv", "d4"),
         default="none",
-        help="test-time augmentation the package asks for: none, h (plus the left-right mirror), hv (four views); "
+        help="test-time augmentation the package asks for: none, h (plus the left-right mirror), hv (four mirrored "
+        "views), d4 (eight: mirrors and transposes); "
         "the line and smartscreen eval run it that way",
     )
     parser.add_argument("--description", default="")

@@ -20,14 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from smartscreen.config import DetectorConfig
-from smartscreen.detection.package import Flips, ModelPackage, TtaSpec, check_session, load_model_package
+from smartscreen.detection.package import ModelPackage, TtaMode, TtaSpec, check_session, load_model_package
 from smartscreen.detection.postprocess import (
     TTA_VIEW_SCORE_FLOOR,
     NmsParams,
     RawDetections,
     decode_yolo_v8,
+    from_view,
     fuse_views,
-    mirror,
     to_detections,
 )
 from smartscreen.detection.preprocess import (
@@ -174,11 +174,13 @@ def plan_batches(layouts: Sequence[Letterbox], max_batch: int, policy: ShapePoli
     return [idx[i : i + max_batch] for idx in by_shape.values() for i in range(0, len(idx), max_batch)]
 
 
-# (flip_y, flip_x) of each view: the input tensor as it is, then its mirrors
-_VIEWS: dict[Flips, tuple[tuple[bool, bool], ...]] = {
-    "none": ((False, False),),
-    "h": ((False, False), (False, True)),
-    "hv": ((False, False), (False, True), (True, False), (True, True)),
+# (transposed, flip_y, flip_x) of each view: the input tensor as it is, then its mirrors (and transposes)
+_FLIPS = ((False, False), (False, True), (True, False), (True, True))
+_VIEWS: dict[TtaMode, tuple[tuple[bool, bool, bool], ...]] = {
+    "none": ((False, False, False),),
+    "h": ((False, False, False), (False, False, True)),
+    "hv": tuple((False, fy, fx) for fy, fx in _FLIPS),
+    "d4": tuple((t, fy, fx) for t in (False, True) for fy, fx in _FLIPS),
 }
 
 
@@ -195,7 +197,7 @@ class OnnxDetector:
         max_det: int | None = None,
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
-        tta: Flips | None = None,
+        tta: TtaMode | None = None,
         validate: bool = True,
         warmup: bool = True,
         providers_in_use: Sequence[str] = ("CPUExecutionProvider",),
@@ -214,7 +216,12 @@ class OnnxDetector:
             class_aware=manifest.nms.class_aware,
         )
         # test-time augmentation: the package's unless overridden (``tta="none"`` turns it off)
-        self.tta = manifest.tta if tta is None else TtaSpec(flips=tta, fusion_iou=manifest.tta.fusion_iou)
+        self.tta = manifest.tta if tta is None else TtaSpec(mode=tta, fusion_iou=manifest.tta.fusion_iou)
+        h, w = manifest.input.size_hw
+        if self.tta.mode == "d4" and not manifest.input.dynamic_hw and h != w:
+            raise ModelPackageError(
+                f"{package.model_id} takes a fixed {h}x{w} input: its transposed views (tta d4) cannot run; use hv"
+            )
         self._view_nms = replace(self.nms, conf=min(self.nms.conf, TTA_VIEW_SCORE_FLOOR))
         self.max_batch = max_batch
         self.providers_in_use = tuple(providers_in_use)
@@ -247,7 +254,7 @@ class OnnxDetector:
         max_det: int | None = None,
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
-        tta: Flips | None = None,
+        tta: TtaMode | None = None,
         device_id: int = 0,
         spin_wait: bool = False,
         warmup: bool = True,
@@ -372,8 +379,8 @@ class OnnxDetector:
         t0 = time.perf_counter()
         batch = self._buffer.fill(images, layouts)
         t1 = time.perf_counter()
-        views = _VIEWS[self.tta.flips]
-        predictions = [self._infer(batch, flip_y, flip_x) for flip_y, flip_x in views]
+        views = _VIEWS[self.tta.mode]
+        predictions = [self._infer(batch, *view) for view in views]
         t2 = time.perf_counter()
         input_hw = (int(batch.shape[2]), int(batch.shape[3]))
         results: list[Detections] = []
@@ -382,8 +389,14 @@ class OnnxDetector:
                 raw = decode_yolo_v8(predictions[0][i], self.nms)
             else:
                 raws: list[RawDetections] = [
-                    mirror(decode_yolo_v8(p[i], self._view_nms), input_hw, flip_x=flip_x, flip_y=flip_y)
-                    for p, (flip_y, flip_x) in zip(predictions, views, strict=True)
+                    from_view(
+                        decode_yolo_v8(p[i], self._view_nms),
+                        input_hw[::-1] if transposed else input_hw,
+                        flip_x=flip_x,
+                        flip_y=flip_y,
+                        transposed=transposed,
+                    )
+                    for p, (transposed, flip_y, flip_x) in zip(predictions, views, strict=True)
                 ]
                 raw = fuse_views(raws, iou=self.tta.fusion_iou, conf=self.nms.conf, max_det=self.nms.max_det)
             results.append(to_detections(raw, lb, self.class_names, self.model_id))
@@ -399,10 +412,15 @@ class OnnxDetector:
         self.totals.add(self.last_times)
         return results
 
-    def _infer(self, batch: npt.NDArray[np.floating], flip_y: bool, flip_x: bool) -> npt.NDArray[np.floating]:
-        """One session run on ``batch``, mirrored as asked; the checked ``(n, 4 + nc, anchors)`` output."""
+    def _infer(
+        self, batch: npt.NDArray[np.floating], transposed: bool, flip_y: bool, flip_x: bool
+    ) -> npt.NDArray[np.floating]:
+        """One session run on a view of ``batch`` (transposed, then mirrored as asked); the checked
+        ``(n, 4 + nc, anchors)`` output."""
         n = int(batch.shape[0])
-        if flip_y or flip_x:
+        if transposed:
+            batch = batch.transpose(0, 1, 3, 2)
+        if transposed or flip_y or flip_x:
             batch = np.ascontiguousarray(batch[:, :, :: -1 if flip_y else 1, :: -1 if flip_x else 1])
         try:
             outputs = self._session.run(self._output_names, {self._input_name: batch})

@@ -30,7 +30,7 @@ Example ``model.yaml``::
     crop: {enabled: true, background_min: 235, margin_px: 16}
     output: {name: output0, format: yolo_v8}
     nms: {conf: 0.25, iou: 0.45, max_det: 300, class_aware: true}
-    tta: {flips: hv, fusion_iou: 0.55}   # optional; default none
+    tta: {mode: hv, fusion_iou: 0.55}   # optional; default none
     training: {data_description: ..., data_sha256: ..., epochs: 30, imgsz: 640}
     metrics: {dataset: synth-val, map50: 0.82, map50_95: 0.57}
     sha256: <hex digest of model.onnx>
@@ -148,20 +148,24 @@ class NmsDefaults(_Strict):
     class_aware: bool = Field(default=True, description="suppress only boxes of the same class")
 
 
-Flips = Literal["none", "h", "hv"]
+TtaMode = Literal["none", "h", "hv", "d4"]
 
 
 class TtaSpec(_Strict):
-    """Test-time augmentation: the model also runs on mirrored copies of each input and the views' boxes are fused.
+    """Test-time augmentation: the model also runs on mirrored (and transposed) copies of each input tensor and the
+    views' boxes are fused.
 
     A box's fused score is the sum of its matched views' scores divided by the number of views, so an object
     every view finds keeps its score and a box only one view of four produces keeps a quarter of it: false
     alarms that depend on orientation fall away. Costs one inference per view.
     """
 
-    flips: Flips = Field(
+    mode: TtaMode = Field(
         default="none",
-        description="none: one view; h: plus the left-right mirror (2 views); hv: plus up-down and both (4 views)",
+        description=(
+            "none: one view; h: plus the left-right mirror (2 views); hv: plus the up-down mirror and both (4); "
+            "d4: those four and the same on the transposed image (8, every 90-degree rotation and mirror)"
+        ),
     )
     fusion_iou: float = Field(
         default=0.55, gt=0.0, le=1.0, description="boxes of one class from different views with IoU >= this are one"
@@ -169,7 +173,7 @@ class TtaSpec(_Strict):
 
     @property
     def n_views(self) -> int:
-        return {"none": 1, "h": 2, "hv": 4}[self.flips]
+        return {"none": 1, "h": 2, "hv": 4, "d4": 8}[self.mode]
 
 
 class TrainingInfo(_Strict):

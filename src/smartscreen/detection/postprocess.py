@@ -137,14 +137,22 @@ def to_detections(raw: RawDetections, letterbox: Letterbox, class_names: tuple[s
 TTA_VIEW_SCORE_FLOOR = 0.01
 
 
-def mirror(raw: RawDetections, input_hw: tuple[int, int], *, flip_x: bool, flip_y: bool) -> RawDetections:
-    """Boxes found on a mirrored input tensor, in the coordinates of the unmirrored one."""
+def from_view(
+    raw: RawDetections, view_hw: tuple[int, int], *, flip_x: bool, flip_y: bool, transposed: bool = False
+) -> RawDetections:
+    """Boxes found on a view of an input tensor, in the tensor's own coordinates.
+
+    The view of size ``view_hw`` was made by transposing the tensor (height and width swapped) when
+    ``transposed``, then mirroring it left-right (``flip_x``) and/or up-down (``flip_y``).
+    """
     xyxy = raw.xyxy.copy()
-    h, w = input_hw
+    h, w = view_hw
     if flip_x:
         xyxy[:, 0], xyxy[:, 2] = w - raw.xyxy[:, 2], w - raw.xyxy[:, 0]
     if flip_y:
         xyxy[:, 1], xyxy[:, 3] = h - raw.xyxy[:, 3], h - raw.xyxy[:, 1]
+    if transposed:
+        xyxy = np.ascontiguousarray(xyxy[:, [1, 0, 3, 2]])
     return RawDetections(xyxy, raw.scores, raw.class_ids)
 
 

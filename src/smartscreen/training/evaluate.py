@@ -44,7 +44,7 @@ from smartscreen.training.writer import load_image_bgr
 
 if TYPE_CHECKING:
     from smartscreen.detection.engine import OnnxDetector
-    from smartscreen.detection.package import Flips
+    from smartscreen.detection.package import TtaMode
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class ImageDetector(Protocol):
 
 
 def open_detector(
-    package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 2, tta: Flips | None = None
+    package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 2, tta: TtaMode | None = None
 ) -> OnnxDetector:
     """The line's detection engine on ``package_dir`` with the score floor lowered to ``conf``.
 
@@ -86,7 +86,7 @@ class EvalSettings:
     batch: int = 8
     threads: int = 2
     limit: int | None = None  # evaluate only the first N images (quick checks)
-    tta: Flips | None = None  # test-time augmentation override (None: the package's own, as on the line)
+    tta: TtaMode | None = None  # test-time augmentation override (None: the package's own, as on the line)
 
 
 @dataclass(slots=True)
@@ -103,7 +103,7 @@ class EvalReport:
     operating_point: dict[str, object]
     images_per_s: float
     definitions: str = field(default="see smartscreen.training.metrics")
-    tta: str = "none"  # test-time augmentation the detections were made with (model.yaml tta.flips)
+    tta: str = "none"  # test-time augmentation the detections were made with (model.yaml tta.mode)
     # prohibited-item recall at the lowest threshold within each clean-parcel false-alarm budget ("0.03" -> ...):
     # one budget rests on a handful of clean parcels, a sweep shows the trade-off
     far_sweep: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -327,7 +327,7 @@ def predict(settings: EvalSettings, progress: Callable[[int, int], None] | None 
             "dataset to the taxonomy first (smartscreen dataset convert)"
         )
     truths, preds, ips = run_detector(detector, paths, truths_n, settings.batch, progress)
-    return Predictions(detector.model_id, split, class_names, tuple(truths), tuple(preds), ips, detector.tta.flips)
+    return Predictions(detector.model_id, split, class_names, tuple(truths), tuple(preds), ips, detector.tta.mode)
 
 
 def report_for(settings: EvalSettings, predictions: Predictions) -> tuple[EvalReport, DetectionMetrics]:

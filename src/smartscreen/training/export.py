@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartscreen.detection.package import (
-    Flips,
     Metrics,
     ModelPackage,
     NmsDefaults,
     TrainingInfo,
+    TtaMode,
     TtaSpec,
     write_model_package,
 )
@@ -42,7 +42,7 @@ class ExportSettings:
     imgsz: int | None = None  # default: the training size
     conf: float = 0.25
     iou: float = 0.45
-    tta: Flips = "none"  # test-time augmentation written into model.yaml
+    tta: TtaMode = "none"  # test-time augmentation written into model.yaml
     description: str = ""
     overwrite: bool = False
     include_weights: bool = False  # copy the .pt beside the ONNX as weights.pt (to continue training from it)
@@ -160,7 +160,7 @@ def export_run(settings: ExportSettings) -> ModelPackage:
             training=training,
             metrics=metrics,
             nms=NmsDefaults(conf=settings.conf, iou=settings.iou),
-            tta=TtaSpec(flips=settings.tta),
+            tta=TtaSpec(mode=settings.tta),
             overwrite=settings.overwrite,
         )
         for name, data in keep.items():  # the model card and recipe beside the model survive a re-export
