@@ -69,13 +69,9 @@ def test_train_export_detect_eval(tmp_path: Path, capsys: pytest.CaptureFixture[
     progress = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
     assert progress[0]["epoch"] == 1.0 and "metrics/mAP50(B)" in progress[0]
 
-    assert (
-        main(
-            ["export", str(run), "--name", "tiny-model", "--models", str(tmp_path / "models"), "--with-weights"]
-            + ["--tta", "hv"]
-        )
-        == 0
-    )
+    models = tmp_path / "models"
+    export_args = ["export", str(run), "--name", "tiny-model", "--models", str(models), "--with-weights", "--tta", "hv"]
+    assert main(export_args) == 0
     # the weights travel with the package, so training can continue from it
     assert (tmp_path / "models" / "tiny-model" / "weights.pt").read_bytes() == (
         run / "weights" / "best.pt"
