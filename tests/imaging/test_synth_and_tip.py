@@ -231,3 +231,22 @@ def test_raw_file_reproduces_the_training_crop(tmp_path: Path) -> None:
         png = cv2.imread(str(tmp_path / "images" / f"{meta['id']}.png"))
         x0, y0, x1, y1 = meta["crop_xyxy"]
         assert png.shape[:2] == (y1 - y0, x1 - x0)
+
+
+def test_clutter_emphasis_makes_hard_negatives_frequent_and_is_validated() -> None:
+    from smartscreen.imaging.objects import CLUTTER, random_clutter
+
+    def kinds(emphasis: dict[str, float] | None) -> list[str]:
+        rng = np.random.default_rng(7)
+        return [random_clutter(rng, emphasis).kind for _ in range(300)]
+
+    plain = kinds(None)
+    assert plain == kinds({k: 1.0 for k in CLUTTER})  # same draws: existing recipes keep their files
+    food_share = plain.count("food") / len(plain)
+    boosted = kinds({"food": 10.0, "umbrella": 0.0})
+    assert boosted.count("food") / len(boosted) > 2.5 * food_share
+    assert "umbrella" in plain and "umbrella" not in boosted
+    with pytest.raises(Exception, match="unknown clutter kind"):
+        Recipe(clutter_emphasis={"anvil": 2.0})
+    with pytest.raises(Exception, match="within 0-100"):
+        Recipe(clutter_emphasis={"food": -1.0})

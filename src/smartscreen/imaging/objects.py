@@ -10,7 +10,7 @@ around a dense core, bottles as a wall plus contents, cables as PVC with a coppe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -1188,9 +1188,14 @@ CLUTTER: dict[str, tuple[Generator, float]] = {
 }
 
 
-def random_clutter(rng: np.random.Generator) -> ObjectModel:
+def random_clutter(rng: np.random.Generator, emphasis: Mapping[str, float] | None = None) -> ObjectModel:
+    """One benign object, kinds drawn by their frequency in :data:`CLUTTER` times ``emphasis[kind]`` (default 1).
+
+    ``emphasis`` makes hard negatives (look-alikes of threats: food tins and dense boxes, bottles, cans,
+    cosmetics, cutlery) more frequent in a training recipe; the draw uses the same random numbers either way.
+    """
     kinds = list(CLUTTER)
-    weights = np.array([CLUTTER[k][1] for k in kinds])
+    weights = np.array([CLUTTER[k][1] * (emphasis or {}).get(k, 1.0) for k in kinds])
     kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
     return CLUTTER[kind][0](rng)
 

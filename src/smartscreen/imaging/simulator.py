@@ -8,7 +8,7 @@ never composited into rendered images. Ground-truth boxes come from each threat'
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -145,8 +145,12 @@ class ParcelSimulator:
         threat_classes: Sequence[str] | None = None,
         concealment_probability: float = 0.35,
         clutter_density: tuple[float, float] = (0.6, 1.6),
+        clutter_emphasis: Mapping[str, float] | None = None,
     ) -> SimulatedParcel:
-        """One parcel: a container with clutter and, with ``threat_probability``, 1-3 threats."""
+        """One parcel: a container with clutter and, with ``threat_probability``, 1-3 threats.
+
+        ``clutter_emphasis`` multiplies the frequency of benign kinds (see :func:`random_clutter`).
+        """
         rng = self.rng
         classes = tuple(threat_classes) if threat_classes else CLASS_NAMES
         for name in classes:
@@ -187,7 +191,7 @@ class ParcelSimulator:
         inner_l, inner_w = length - 30, width - 30
         n_clutter = int(np.clip(inner_l * inner_w / (120.0 * 120.0) * rng.uniform(*clutter_density), 2, 40))
         for _ in range(n_clutter):
-            model = random_clutter(rng)
+            model = random_clutter(rng, clutter_emphasis)
             clutter_models.append((model, self._fit_pose(model, inner_l, inner_w, rng)))
         clutter_patches: list[list[Patch]] = []
         for model, local in clutter_models:
@@ -213,7 +217,11 @@ class ParcelSimulator:
                 at = local.to_plane(np.array([model.centre_uv()]))[0]
                 n_extra = int(rng.integers(1, 3)) if concealment == "among_electronics" else int(rng.integers(2, 4))
                 for _ in range(n_extra):
-                    extra = electronics(rng) if concealment == "among_electronics" else random_clutter(rng)
+                    extra = (
+                        electronics(rng)
+                        if concealment == "among_electronics"
+                        else random_clutter(rng, clutter_emphasis)
+                    )
                     extra_local = self._fit_pose(extra, inner_l, inner_w, rng, near=(float(at[0]), float(at[1])))
                     extra_patches = extra.rasterise(canvas, _compose(centre, extra_local), rng)
                     canvas.add_all(extra_patches)

@@ -29,6 +29,7 @@ from smartscreen.errors import ConfigError
 from smartscreen.imaging.calibration import Calibration, calibrate
 from smartscreen.imaging.chain import content_box, estimate_mass_g
 from smartscreen.imaging.lut import MaterialLut
+from smartscreen.imaging.objects import CLUTTER
 from smartscreen.imaging.palette import PALETTES, Palette, random_palette
 from smartscreen.imaging.rawio import raw_meta, write_raw_scan
 from smartscreen.imaging.render import render
@@ -135,6 +136,10 @@ class Recipe(_Strict):
     concealment_probability: float = Field(default=0.35, ge=0, le=1)
     classes: tuple[str, ...] = Field(default=CLASS_NAMES, min_length=1, description="Threat classes to draw from.")
     clutter_density: Range = (0.6, 1.6)
+    clutter_emphasis: dict[str, float] = Field(
+        default_factory=dict,
+        description="Benign kind -> multiplier of its frequency (hard negatives: food, bottle, can, cosmetics, ...).",
+    )
     palettes: tuple[str, ...] = Field(default=("standard",), min_length=1, description="Palette names, or 'random'.")
     palette_jitter: float = Field(default=0.0, ge=0, le=2)
     scanner: ScannerRecipe = Field(default_factory=ScannerRecipe)
@@ -147,6 +152,17 @@ class Recipe(_Strict):
         unknown = [c for c in value if c not in CLASS_NAMES]
         if unknown:
             raise ValueError(f"unknown class(es) {unknown}; the taxonomy has {', '.join(CLASS_NAMES)}")
+        return value
+
+    @field_validator("clutter_emphasis")
+    @classmethod
+    def _known_clutter(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(k for k in value if k not in CLUTTER)
+        if unknown:
+            raise ValueError(f"unknown clutter kind(s) {unknown}; known: {', '.join(CLUTTER)}")
+        negative = sorted(k for k, v in value.items() if not (0.0 <= v <= 100.0))
+        if negative:
+            raise ValueError(f"clutter_emphasis must be within 0-100, not for {negative}")
         return value
 
     @field_validator("palettes")
@@ -217,6 +233,7 @@ def synth_one(recipe: Recipe, seed: int, index: int) -> SynthParcel:
         threat_classes=recipe.classes,
         concealment_probability=recipe.concealment_probability,
         clutter_density=recipe.clutter_density,
+        clutter_emphasis=recipe.clutter_emphasis or None,
     )
     palette = _palette_for(recipe, rng)
     lut = MaterialLut.for_spectrum(params)
