@@ -16,6 +16,7 @@ HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to f
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.9 VERSION=2.3.0 TRAIN_SEED=3 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.1 VERSION=2.4.0 TRAIN_SEED=4 models/smartscreen-yolo11n/train.sh
 BASE=${BASE:-yolo11n.yaml}
+TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
 if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 0.0005 --nbs 16); else OPT=(); fi
 
@@ -56,7 +57,8 @@ $BIN/smartscreen train --data $G/shipped.yaml --model "$BASE" --imgsz "$IMGSZ" -
 #    On a failed check the candidate stays in runs/candidate/ and the script exits 1: promoting it anyway is a
 #    decision to record in MODEL_CARD.md (2.3.0 was promoted that way, see its Metrics section).
 rm -rf runs/candidate
-$BIN/smartscreen export runs/train/shipped --models runs/candidate --name smartscreen-yolo11n --version "${VERSION:-2.0.0}" --with-weights
+$BIN/smartscreen export runs/train/shipped --models runs/candidate --name smartscreen-yolo11n --version "${VERSION:-2.0.0}" \
+  --with-weights --tta "$TTA"
 if ! $BIN/smartscreen eval --model runs/candidate/smartscreen-yolo11n --data $G/shipped.yaml --split test --target-far 0.03 \
   --record --baseline models/smartscreen-yolo11n --out runs/eval/shipped-test; then
   echo "evaluation or promotion check failed (see above): candidate left in runs/candidate/smartscreen-yolo11n, shipped package unchanged" >&2
