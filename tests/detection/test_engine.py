@@ -335,7 +335,9 @@ def test_the_package_sets_tta_and_the_line_config_can_override_it(package_copy: 
     assert OnnxDetector.from_package(package_copy, intra_op_threads=1).tta.mode == "hv"
     off = OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1, tta="none"))
     assert off.tta.mode == "none" and off.tta.fusion_iou == 0.6
-    assert OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1)).tta.mode == "hv"
+    assert off.model_id == "tiny-cells@0.1.0+tta.none"  # the audit trail says it ran otherwise than measured
+    as_packaged = OnnxDetector.from_config(DetectorConfig(package=package_copy, intra_op_threads=1))
+    assert as_packaged.tta.mode == "hv" and as_packaged.model_id == "tiny-cells@0.1.0"
 
 
 def test_transposed_views_are_refused_for_a_fixed_oblong_input(tmp_path: Path) -> None:

@@ -328,7 +328,10 @@ class OnnxDetector:
 
     @property
     def model_id(self) -> str:
-        return self.package.model_id
+        """``name@version`` for the audit trail; ``+tta.MODE`` appended (semver build metadata) when the line runs
+        the model with another test-time augmentation than its package, and so its recorded metrics, say."""
+        mode = self.tta.mode
+        return self.package.model_id + ("" if mode == self.package.manifest.tta.mode else f"+tta.{mode}")
 
     @property
     def class_names(self) -> tuple[str, ...]:
