@@ -10,11 +10,12 @@ G=datasets/generated
 IMGSZ=${IMGSZ:-320}
 HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–7 min per epoch, by machine)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
-# The shipped 2.4.0 is five runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs), then
+# The shipped 2.5.0 is six runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.2.0 TRAIN_SEED=2 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.9 VERSION=2.3.0 TRAIN_SEED=3 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.1 VERSION=2.4.0 TRAIN_SEED=4 models/smartscreen-yolo11n/train.sh
+#   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.5.0 TRAIN_SEED=5 models/smartscreen-yolo11n/train.sh
 BASE=${BASE:-yolo11n.yaml}
 TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
@@ -29,7 +30,7 @@ synth() {  # OUT COUNT SEED RECIPE
   $BIN/smartscreen synth --out "$G/$1" --count "$2" --seed "$3" --recipe "datasets/$4.yaml" --workers 2 --no-progress
 }
 synth val 160 1 synth-val
-TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3, 2.4.0: 4)
+TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3, 2.4.0: 4, 2.5.0: 5)
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
 synth "$TRAIN" 4000 "$TRAIN_SEED" synth-train
 synth test1 250 1 synth-test
