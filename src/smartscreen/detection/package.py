@@ -171,10 +171,6 @@ class TtaSpec(_Strict):
         default=0.55, gt=0.0, le=1.0, description="boxes of one class from different views with IoU >= this are one"
     )
 
-    @property
-    def n_views(self) -> int:
-        return {"none": 1, "h": 2, "hv": 4, "d4": 8}[self.mode]
-
 
 class TrainingInfo(_Strict):
     data_description: str = Field(min_length=1, description="what the model was trained on, for the audit trail")
