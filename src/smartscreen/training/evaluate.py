@@ -510,14 +510,9 @@ def compare_reports(
 
 
 def record_metrics(package_dir: Path, report: EvalReport, dataset_name: str) -> None:
-    """Rewrite ``model.yaml`` with ``report``'s metrics (through the package writer; other files kept)."""
-    import shutil
-    import tempfile
+    """Rewrite only ``model.yaml`` with ``report``'s metrics (validated; the ONNX and every other file kept)."""
+    from smartscreen.detection.package import Metrics, update_model_package
 
-    from smartscreen.detection.package import Metrics, load_model_package, write_model_package
-
-    package = load_model_package(package_dir, check_onnx=False)
-    m = package.manifest
     op = report.operating_point
     extra = {
         "operating_threshold": float(op["threshold"]),  # type: ignore[arg-type]
@@ -534,35 +529,4 @@ def record_metrics(package_dir: Path, report: EvalReport, dataset_name: str) -> 
         per_class_ap50={k: round(v["ap50"], 4) for k, v in report.per_class.items() if v["n_truth"]},
         extra={k: round(v, 5) for k, v in extra.items() if math.isfinite(v)},
     )
-    scratch = Path(tempfile.mkdtemp(prefix="smartscreen-metrics-"))
-    try:
-        keep = {
-            p.name: p.read_bytes()
-            for p in package_dir.iterdir()
-            if p.is_file() and p.name not in ("model.onnx", "model.yaml")
-        }
-        onnx_copy = scratch / "model.onnx"
-        shutil.copyfile(package.onnx_path, onnx_copy)
-        write_model_package(
-            package_dir,
-            onnx_copy,
-            name=m.name,
-            version=m.version,
-            class_names=m.class_names,
-            input_size_hw=m.input.size_hw,
-            input_image=m.input.image,
-            architecture=m.architecture,
-            description=m.description,
-            training=m.training,
-            metrics=metrics,
-            nms=m.nms,
-            tta=m.tta,
-            crop=m.crop,
-            normalisation=m.input.normalisation,
-            colour_order=m.input.colour_order,
-            overwrite=True,
-        )
-        for name, data in keep.items():
-            (package_dir / name).write_bytes(data)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    update_model_package(package_dir, metrics=metrics)
