@@ -32,7 +32,9 @@ synth() {  # OUT COUNT SEED RECIPE
 synth val 160 1 synth-val
 TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3, 2.4.0: 4, 2.5.0: 5)
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
-synth "$TRAIN" 4000 "$TRAIN_SEED" synth-train
+# 2.6.0 trained on the hard-negative recipe (more food boxes, tins, bottles, cans: TRAIN_RECIPE=synth-train-hardneg)
+TRAIN_RECIPE=${TRAIN_RECIPE:-synth-train}
+synth "$TRAIN" 4000 "$TRAIN_SEED" "$TRAIN_RECIPE"
 synth test1 250 1 synth-test
 synth test2 250 2 synth-test
 

@@ -172,3 +172,27 @@ def test_reason_details_carry_no_personal_data() -> None:
     )
     text = " ".join(r.detail for r in decision.reasons)
     assert "张三" not in text and "13800138000" not in text
+
+
+def test_model_threshold_rules_follow_the_threshold_bound_from_the_package() -> None:
+    def route(policy: object, score: float) -> Route:
+        _, decision = evaluate(inputs(detections=dets(("gun", score))), policy, review_routing=False, at_ns=1)  # type: ignore[arg-type]
+        return decision.route
+
+    assert POLICY.uses_model_threshold and POLICY.classes["gun"].threshold == "model"
+    fallback = POLICY.model_threshold_fallback
+    assert route(POLICY, fallback - 0.01) is Route.CLEAR and route(POLICY, fallback + 0.01) is Route.REJECT
+    bound = POLICY.bind_model_threshold(0.2)
+    assert not bound.uses_model_threshold and bound.classes["gun"].threshold == 0.2
+    assert route(bound, 0.21) is Route.REJECT and route(bound, 0.19) is Route.CLEAR
+    # numeric rules are left alone; the lowest counted score is what the detector must keep
+    assert bound.classes["lithium_battery"] == POLICY.classes["lithium_battery"]
+    assert bound.lowest_cutoff() == 0.2 and POLICY.lowest_cutoff() == fallback
+    assert POLICY.bind_model_threshold(None).classes["knife"].threshold == fallback
+    with pytest.raises(ConfigError, match="within 0-1"):
+        POLICY.bind_model_threshold(1.5)
+
+
+def test_a_threshold_that_is_neither_a_number_nor_model_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"classes\.gun\.threshold"):
+        parse_policy("version: x\nalarm_score: 0.5\nclasses: {gun: {threshold: modle, score: 1}}\ndeclared_mismatch: {score: 0.5}\n")

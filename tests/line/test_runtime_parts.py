@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -20,10 +21,13 @@ from smartscreen.domain import (
     Route,
     Waybill,
 )
+from smartscreen.config import DetectorConfig
+from smartscreen.detection.package import Metrics, load_model_package, update_model_package
 from smartscreen.errors import ConfigError, StorageError, WaybillServiceError
 from smartscreen.journal import Journal
+from smartscreen.risk import load_policy
 from smartscreen.runtime.bridge_adapter import barcode_reads, parcel_id_for, parcel_scan, photo_eye
-from smartscreen.runtime.centre import recover_journal
+from smartscreen.runtime.centre import bind_policy_to_model, recover_journal
 from smartscreen.runtime.emulation import SimOptions
 from smartscreen.runtime.journal_writer import JournalWriter
 from smartscreen.runtime.waybill_stage import WaybillStage
@@ -180,3 +184,24 @@ def test_centre_refuses_a_model_whose_classes_the_policy_does_not_cover(tmp_path
     assert not centre.lines  # no belt, device or line was started
     journal = Journal.open(f"sqlite:///{tmp_path / 'journal.db'}")  # released, and still readable
     journal.close()
+
+
+def test_the_line_binds_the_packages_operating_threshold_and_keeps_detections_down_to_it(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    package = tmp_path / "package"
+    shutil.copytree(tiny_model_dir, package)
+    detector = DetectorConfig(package=package, conf_threshold=0.25)
+    # no evaluation recorded: `threshold: model` falls back, the detector keeps its own floor
+    policy, bound_detector = bind_policy_to_model(load_policy(), detector)
+    assert policy.classes["gun"].threshold == policy.model_threshold_fallback
+    assert bound_detector.conf_threshold == 0.25
+    update_model_package(package, metrics=Metrics(dataset="synthetic [test]", extra={"operating_threshold": 0.18}))
+    policy, bound_detector = bind_policy_to_model(load_policy(), detector)
+    assert policy.classes["gun"].threshold == policy.classes["firecracker"].threshold == 0.18
+    assert bound_detector.conf_threshold == 0.18  # lower than 0.25: what the policy counts must reach it
+    # other test-time views than the package's: the recorded threshold was not measured for them
+    views = load_model_package(package, check_onnx=False).manifest.tta.mode
+    other = DetectorConfig(package=package, tta="hv" if views != "hv" else "none")
+    policy, bound_detector = bind_policy_to_model(load_policy(), other)
+    assert policy.classes["gun"].threshold == policy.model_threshold_fallback

@@ -25,8 +25,17 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy(config.policy.path)
     package = load_model_package(config.detector.package)
     policy.check_covers(package.class_names, package.manifest.model_id, str(config.policy.path))
+    tta = config.detector.tta
+    threshold = package.manifest.operating_threshold(None if tta == "package" else tta)
+    if not policy.uses_model_threshold:
+        binding = ""
+    elif threshold is None:
+        binding = f"; `threshold: model` = fallback {policy.model_threshold_fallback:g} (the package records none)"
+    else:
+        binding = f"; `threshold: model` = {threshold:.4f} (recorded in the package)"
     print(
         f"{args.file}: valid (centre {config.centre.id}, {len(config.lines)} line(s): "
-        f"{', '.join(line.id for line in config.lines)}; policy {policy.version}; model {package.manifest.model_id})"
+        f"{', '.join(line.id for line in config.lines)}; policy {policy.version}; model {package.manifest.model_id}"
+        f"{binding})"
     )
     return 0

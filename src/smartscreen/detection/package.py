@@ -236,6 +236,16 @@ class ModelManifest(_Strict):
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def operating_threshold(self, tta: TtaMode | None = None) -> float | None:
+        """The score threshold ``smartscreen eval --record`` chose for its clean-parcel false-alarm target.
+
+        None when no evaluation is recorded, or when ``tta`` asks for other test-time views than the package's
+        (the recorded threshold was measured with the package's views; other views give other scores).
+        """
+        if self.metrics is None or (tta is not None and tta != self.tta.mode):
+            return None
+        return self.metrics.extra.get("operating_threshold")
+
 
 @dataclass(frozen=True, slots=True)
 class TensorSignature:

@@ -79,14 +79,14 @@ def _detection_reasons(inputs: RiskInputs, policy: RiskPolicy) -> list[Reason]:
     mismatch = policy.declared_mismatch
     for name, best in sorted(inputs.detections.max_score_by_class().items()):
         rule = policy.classes.get(name)
-        if rule is None or best < rule.threshold:
+        if rule is None or best < (cutoff := policy.cutoff(rule)):
             continue
         if rule.always_alarm:
             reasons.append(Reason(ReasonCode.PROHIBITED_ITEM, f"{name} score {best:.2f}", rule.score))
             continue
         # restricted: contribution grows with confidence above the threshold
-        span = max(1.0 - rule.threshold, 1e-6)
-        weight = 0.5 + 0.5 * min(max((best - rule.threshold) / span, 0.0), 1.0)
+        span = max(1.0 - cutoff, 1e-6)
+        weight = 0.5 + 0.5 * min(max((best - cutoff) / span, 0.0), 1.0)
         reasons.append(Reason(ReasonCode.RESTRICTED_ITEM, f"{name} score {best:.2f}", rule.score * weight))
         keywords = mismatch.keywords.get(name, ())
         if inputs.waybill is not None and not any(k.lower() in declared for k in keywords):

@@ -8,6 +8,7 @@ time, not silently at run time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,8 +23,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MODEL_THRESHOLD = "model"
+
+
 class ClassRule(_Strict):
-    threshold: float = Field(ge=0.0, le=1.0, description="Lowest detector score that counts.")
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["model"] = Field(
+        description=(
+            "Lowest detector score that counts; `model` = the operating threshold recorded in the model package by "
+            "`smartscreen eval --record` (the score at its clean-parcel false-alarm target), so the line alarms where "
+            "the model was evaluated."
+        )
+    )
     score: float = Field(ge=0.0, le=1.0, description="Risk a counted detection contributes.")
     always_alarm: bool = Field(default=False, description="A counted detection is an alarm on its own.")
 
@@ -74,6 +84,12 @@ class RiskPolicy(_Strict):
     weight: WeightRule = Field(default_factory=WeightRule)
     unknown_waybill_score: float = Field(default=0.55, ge=0.0, le=1.0)
     impenetrable: ImpenetrableRule = Field(default_factory=ImpenetrableRule)
+    model_threshold_fallback: float = Field(
+        default=0.35,
+        ge=0.0,
+        le=1.0,
+        description="Used for `threshold: model` when the model package records no operating threshold.",
+    )
 
     @model_validator(mode="after")
     def _known_classes(self) -> RiskPolicy:
@@ -81,6 +97,29 @@ class RiskPolicy(_Strict):
         if unknown:
             raise ValueError(f"unknown classes {unknown}; the taxonomy has {', '.join(CLASS_NAMES)}")
         return self
+
+    def cutoff(self, rule: ClassRule) -> float:
+        """The number a rule's detections are compared with (``model`` unbound: the fallback)."""
+        return self.model_threshold_fallback if rule.threshold == MODEL_THRESHOLD else float(rule.threshold)
+
+    @property
+    def uses_model_threshold(self) -> bool:
+        return any(rule.threshold == MODEL_THRESHOLD for rule in self.classes.values())
+
+    def bind_model_threshold(self, threshold: float | None) -> RiskPolicy:
+        """This policy with every ``threshold: model`` replaced by ``threshold`` (the fallback when None)."""
+        value = self.model_threshold_fallback if threshold is None else threshold
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"a model operating threshold must be within 0-1, not {value}")
+        classes = {
+            name: rule.model_copy(update={"threshold": value}) if rule.threshold == MODEL_THRESHOLD else rule
+            for name, rule in self.classes.items()
+        }
+        return self.model_copy(update={"classes": classes})
+
+    def lowest_cutoff(self) -> float:
+        """The lowest score any rule counts: a detector must keep detections down to it."""
+        return min((self.cutoff(rule) for rule in self.classes.values()), default=1.0)
 
     def check_covers(self, class_names: tuple[str, ...], model_id: str, source: str) -> None:
         """Raise ConfigError when a detector class has no rule here: its detections would be ignored."""

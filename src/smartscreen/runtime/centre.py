@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from smartscreen.config import LineConfig, SmartScreenConfig
+from smartscreen.config import DetectorConfig, LineConfig, SmartScreenConfig
 from smartscreen.domain.decision import Decision, ReasonCode
 from smartscreen.domain.events import DeadlineMissed, ParcelDecided, ParcelEvent
 from smartscreen.domain.ports import Detector, GateActuator, LineSource
@@ -27,7 +27,7 @@ from smartscreen.fusion.waybills import open_waybill_lookup, read_waybill_file, 
 from smartscreen.gate.drivers import IoBoardGate, ModbusGate, ModbusPlcServer, PlcSimGate
 from smartscreen.gate.timing import GateTiming
 from smartscreen.journal import FsImageStore, Journal
-from smartscreen.risk.policy import load_policy
+from smartscreen.risk.policy import RiskPolicy, load_policy
 from smartscreen.runtime.emulation import EmulatedSite, SimOptions, SimulatedBelt, scanner_params
 from smartscreen.runtime.journal_writer import JournalWriter
 from smartscreen.runtime.line import LineSettings, ScreeningLine
@@ -75,6 +75,36 @@ def _start_sequence() -> int:
     return (time.time_ns() // 1_000_000) & 0x7FFFFFFF or 1
 
 
+def bind_policy_to_model(policy: RiskPolicy, detector: DetectorConfig) -> tuple[RiskPolicy, DetectorConfig]:
+    """The policy with ``threshold: model`` bound to the operating threshold recorded in the detector's package
+    (for the test-time views the line runs), and the detector settings keeping detections down to the lowest
+    score the policy counts."""
+    from smartscreen.detection.package import load_model_package
+
+    manifest = load_model_package(detector.package, check_onnx=False).manifest
+    threshold = manifest.operating_threshold(None if detector.tta == "package" else detector.tta)
+    if policy.uses_model_threshold:
+        if threshold is None:
+            logger.warning(
+                "policy %s: `threshold: model` but %s records no operating threshold for test-time views %r; "
+                "using model_threshold_fallback %.3f",
+                policy.version,
+                manifest.model_id,
+                detector.tta,
+                policy.model_threshold_fallback,
+            )
+        else:
+            measured_on = manifest.metrics.dataset if manifest.metrics else ""
+            logger.info(
+                "policy %s: `threshold: model` = %.4f (%s, %s)", policy.version, threshold, manifest.model_id, measured_on
+            )
+    policy = policy.bind_model_threshold(threshold)
+    conf = min(detector.conf_threshold, policy.lowest_cutoff())
+    if conf < detector.conf_threshold:
+        logger.info("detector keeps detections from %.4f (the policy counts from there), not %.2f", conf, detector.conf_threshold)
+    return policy, detector.model_copy(update={"conf_threshold": conf})
+
+
 class ScreeningCentre:
     def __init__(
         self,
@@ -112,7 +142,7 @@ class ScreeningCentre:
         self.waybills = WaybillStage(
             open_waybill_lookup(cfg.waybill.url, timeout_ms=cfg.waybill.timeout_ms, cache_size=cfg.waybill.cache_size)
         )
-        detector = self._detector or self._load_detector()
+        policy, detector = self._bind_model(policy)
         try:
             policy.check_covers(detector.class_names, detector.model_id, str(cfg.policy.path))
         except ConfigError:
@@ -167,17 +197,19 @@ class ScreeningCentre:
         self._watchdog.start()
         return self
 
-    def _load_detector(self) -> Detector:
+    def _bind_model(self, policy: RiskPolicy) -> tuple[RiskPolicy, Detector]:
+        if self._detector is not None:
+            if policy.uses_model_threshold:
+                logger.warning(
+                    "policy %s: `threshold: model` with an injected detector; using model_threshold_fallback %.3f",
+                    policy.version,
+                    policy.model_threshold_fallback,
+                )
+            return policy.bind_model_threshold(None), self._detector
         from smartscreen.detection.engine import OnnxDetector
 
-        d = self.config.detector
-        return OnnxDetector.from_package(
-            d.package,
-            providers=d.providers,
-            intra_op_threads=d.intra_op_threads,
-            conf_threshold=d.conf_threshold,
-            max_batch=d.max_batch,
-        )
+        policy, detector_config = bind_policy_to_model(policy, self.config.detector)
+        return policy, OnnxDetector.from_config(detector_config)
 
     def _tracking_numbers(self) -> tuple[str, ...]:
         """Barcodes for emulated parcels: the waybill table's tracking numbers where it is a file."""
