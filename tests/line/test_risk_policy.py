@@ -195,4 +195,6 @@ def test_model_threshold_rules_follow_the_threshold_bound_from_the_package() -> 
 
 def test_a_threshold_that_is_neither_a_number_nor_model_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"classes\.gun\.threshold"):
-        parse_policy("version: x\nalarm_score: 0.5\nclasses: {gun: {threshold: modle, score: 1}}\ndeclared_mismatch: {score: 0.5}\n")
+        parse_policy(
+            "version: x\nalarm_score: 0.5\nclasses: {gun: {threshold: modle, score: 1}}\ndeclared_mismatch: {score: 0.5}\n"
+        )

@@ -12,6 +12,8 @@ import pytest
 
 from firmware_bridge.assembly import AssembledParcel
 from firmware_bridge.messages import BarcodeReadMsg, PhotoEyeEdgeMsg
+from smartscreen.config import DetectorConfig
+from smartscreen.detection.package import Metrics, load_model_package, update_model_package
 from smartscreen.domain import (
     DeadlineMissed,
     Decision,
@@ -21,8 +23,6 @@ from smartscreen.domain import (
     Route,
     Waybill,
 )
-from smartscreen.config import DetectorConfig
-from smartscreen.detection.package import Metrics, load_model_package, update_model_package
 from smartscreen.errors import ConfigError, StorageError, WaybillServiceError
 from smartscreen.journal import Journal
 from smartscreen.risk import load_policy

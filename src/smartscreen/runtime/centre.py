@@ -96,12 +96,20 @@ def bind_policy_to_model(policy: RiskPolicy, detector: DetectorConfig) -> tuple[
         else:
             measured_on = manifest.metrics.dataset if manifest.metrics else ""
             logger.info(
-                "policy %s: `threshold: model` = %.4f (%s, %s)", policy.version, threshold, manifest.model_id, measured_on
+                "policy %s: `threshold: model` = %.4f (%s, %s)",
+                policy.version,
+                threshold,
+                manifest.model_id,
+                measured_on,
             )
     policy = policy.bind_model_threshold(threshold)
     conf = min(detector.conf_threshold, policy.lowest_cutoff())
     if conf < detector.conf_threshold:
-        logger.info("detector keeps detections from %.4f (the policy counts from there), not %.2f", conf, detector.conf_threshold)
+        logger.info(
+            "detector keeps detections from %.4f (the policy counts from there), not %.2f",
+            conf,
+            detector.conf_threshold,
+        )
     return policy, detector.model_copy(update={"conf_threshold": conf})
 
 
