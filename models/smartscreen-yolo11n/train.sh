@@ -10,12 +10,13 @@ G=datasets/generated
 IMGSZ=${IMGSZ:-320}
 HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–7 min per epoch, by machine)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
-# The shipped 2.5.0 is six runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
+# The shipped 2.5.1 is six runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.2.0 TRAIN_SEED=2 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.9 VERSION=2.3.0 TRAIN_SEED=3 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.1 VERSION=2.4.0 TRAIN_SEED=4 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.5.0 TRAIN_SEED=5 models/smartscreen-yolo11n/train.sh
+# and 2.5.1 = 2.5.0's weights exported at a 448 px nominal input (EXPORT_IMGSZ=448; chosen on the validation split).
 BASE=${BASE:-yolo11n.yaml}
 TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
@@ -32,7 +33,7 @@ synth() {  # OUT COUNT SEED RECIPE
 synth val 160 1 synth-val
 TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3, 2.4.0: 4, 2.5.0: 5)
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
-# 2.6.0 trained on the hard-negative recipe (more food boxes, tins, bottles, cans: TRAIN_RECIPE=synth-train-hardneg)
+# TRAIN_RECIPE=synth-train-hardneg draws the benign look-alikes of threats more often (the not-shipped 2.6.0 run)
 TRAIN_RECIPE=${TRAIN_RECIPE:-synth-train}
 synth "$TRAIN" 4000 "$TRAIN_SEED" "$TRAIN_RECIPE"
 synth test1 250 1 synth-test
@@ -61,6 +62,7 @@ $BIN/smartscreen train --data $G/shipped.yaml --model "$BASE" --imgsz "$IMGSZ" -
 #    decision to record in MODEL_CARD.md (2.3.0 was promoted that way, see its Metrics section).
 rm -rf runs/candidate
 $BIN/smartscreen export runs/train/shipped --models runs/candidate --name smartscreen-yolo11n --version "${VERSION:-2.0.0}" \
+  ${EXPORT_IMGSZ:+--imgsz "$EXPORT_IMGSZ"} \
   --with-weights --tta "$TTA"
 if ! $BIN/smartscreen eval --model runs/candidate/smartscreen-yolo11n --data $G/shipped.yaml --split test --target-far 0.03 \
   --record --baseline models/smartscreen-yolo11n --out runs/eval/shipped-test; then
