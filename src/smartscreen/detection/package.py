@@ -236,13 +236,13 @@ class ModelManifest(_Strict):
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    def operating_threshold(self, tta: TtaMode | None = None) -> float | None:
+    def operating_threshold(self, tta: TtaMode | Literal["package"] = "package") -> float | None:
         """The score threshold ``smartscreen eval --record`` chose for its clean-parcel false-alarm target.
 
         None when no evaluation is recorded, or when ``tta`` asks for other test-time views than the package's
         (the recorded threshold was measured with the package's views; other views give other scores).
         """
-        if self.metrics is None or (tta is not None and tta != self.tta.mode):
+        if self.metrics is None or tta not in ("package", self.tta.mode):
             return None
         return self.metrics.extra.get("operating_threshold")
 
