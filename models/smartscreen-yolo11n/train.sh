@@ -10,17 +10,21 @@ G=datasets/generated
 IMGSZ=${IMGSZ:-320}
 HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–7 min per epoch, by machine)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
-# The shipped 2.5.1 is six runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
+# The shipped 2.7.0 is seven runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.2.0 TRAIN_SEED=2 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.9 VERSION=2.3.0 TRAIN_SEED=3 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.1 VERSION=2.4.0 TRAIN_SEED=4 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.5.0 TRAIN_SEED=5 models/smartscreen-yolo11n/train.sh
-# and 2.5.1 = 2.5.0's weights exported at a 448 px nominal input (EXPORT_IMGSZ=448; chosen on the validation split).
+# 2.5.1 = 2.5.0's weights exported at a 448 px nominal input (EXPORT_IMGSZ=448; chosen on the validation split), then
+#   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.8 VERSION=2.7.0 IMGSZ=448 LR0=0.0003 TRAIN_SEED=7 HARDNEG_SEED=8 \
+#     models/smartscreen-yolo11n/train.sh
+# (2.6.0, TRAIN_SEED=6 TRAIN_RECIPE=synth-train-hardneg from 2.5.0, failed its promotion check and is not in the chain.)
 BASE=${BASE:-yolo11n.yaml}
 TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
-if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 0.0005 --nbs 16); else OPT=(); fi
+LR0=${LR0:-0.0005}  # 2.7.0: 0.0003 (a smaller warm-restart dip)
+if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 "$LR0" --nbs 16); else OPT=(); fi
 
 # 1. synthetic data: train recipe (randomised palette, pitch, noise, blur, kVp, filtration), two worker
 #    processes (the files do not depend on the worker count); val from the val recipe; the held-out test
@@ -35,14 +39,22 @@ TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
 # TRAIN_RECIPE=synth-train-hardneg draws the benign look-alikes of threats more often (the not-shipped 2.6.0 run)
 TRAIN_RECIPE=${TRAIN_RECIPE:-synth-train}
-synth "$TRAIN" 4000 "$TRAIN_SEED" "$TRAIN_RECIPE"
+# HARDNEG_SEED=N: half the 4,000 from TRAIN_RECIPE, half from the hard-negative recipe with seed N (2.7.0: 8)
+if [ -n "${HARDNEG_SEED:-}" ]; then
+  synth "$TRAIN" 2000 "$TRAIN_SEED" "$TRAIN_RECIPE"
+  synth "train${HARDNEG_SEED}hn" 2000 "$HARDNEG_SEED" synth-train-hardneg
+  TRAIN_DIRS="$TRAIN/images, train${HARDNEG_SEED}hn/images"
+else
+  synth "$TRAIN" 4000 "$TRAIN_SEED" "$TRAIN_RECIPE"
+  TRAIN_DIRS="$TRAIN/images"
+fi
 synth test1 250 1 synth-test
 synth test2 250 2 synth-test
 
 # 2. one data.yaml over the folders
 cat > $G/shipped.yaml <<YAML
 path: $PWD/$G
-train: [$TRAIN/images]
+train: [$TRAIN_DIRS]
 val: [val/images]
 test: [test1/images, test2/images]
 names: [baton, pliers, hammer, powerbank, scissors, wrench, gun, bullet, sprayer, handcuffs, knife, lighter, lithium_battery, flammable_liquid, firecracker]
