@@ -250,3 +250,27 @@ def test_clutter_emphasis_makes_hard_negatives_frequent_and_is_validated() -> No
         Recipe(clutter_emphasis={"anvil": 2.0})
     with pytest.raises(Exception, match="within 0-100"):
         Recipe(clutter_emphasis={"food": -1.0})
+
+
+def test_threat_emphasis_draws_hard_classes_more_often_and_is_validated() -> None:
+    from collections import Counter
+
+    from smartscreen.imaging.scanner import ScannerParams
+    from smartscreen.imaging.simulator import ParcelSimulator
+
+    def class_counts(emphasis: dict[str, float] | None) -> Counter[str]:
+        sim = ParcelSimulator(ScannerParams(channels=256), np.random.default_rng(3))
+        counts: Counter[str] = Counter()
+        for _ in range(40):
+            parcel = sim.simulate(1.0, threat_classes=("lighter", "gun", "knife"), threat_emphasis=emphasis)
+            counts.update(placed.kind for placed in parcel.threats)
+        return counts
+
+    plain = class_counts(None)
+    boosted = class_counts({"lighter": 20.0, "knife": 0.0})
+    assert boosted["lighter"] > 2 * plain["lighter"]
+    assert boosted["knife"] == 0 and plain["knife"] > 0
+    with pytest.raises(Exception, match="unknown threat class"):
+        Recipe(threat_emphasis={"anvil": 2.0})
+    with pytest.raises(Exception, match="within 0-100"):
+        Recipe(threat_emphasis={"lighter": -1.0})

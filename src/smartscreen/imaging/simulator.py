@@ -146,20 +146,29 @@ class ParcelSimulator:
         concealment_probability: float = 0.35,
         clutter_density: tuple[float, float] = (0.6, 1.6),
         clutter_emphasis: Mapping[str, float] | None = None,
+        threat_emphasis: Mapping[str, float] | None = None,
     ) -> SimulatedParcel:
         """One parcel: a container with clutter and, with ``threat_probability``, 1-3 threats.
 
-        ``clutter_emphasis`` multiplies the frequency of benign kinds (see :func:`random_clutter`).
+        ``clutter_emphasis`` multiplies the frequency of benign kinds (see :func:`random_clutter`);
+        ``threat_emphasis`` the frequency of threat classes (default: all ``threat_classes`` equally often).
         """
         rng = self.rng
         classes = tuple(threat_classes) if threat_classes else CLASS_NAMES
         for name in classes:
             class_id(name)
+        class_p: npt.NDArray[np.float64] | None = None
+        if threat_emphasis:
+            weights = np.array([threat_emphasis.get(name, 1.0) for name in classes], dtype=np.float64)
+            if not weights.sum() > 0:
+                raise ValueError("threat_emphasis leaves no threat class with a positive frequency")
+            class_p = weights / weights.sum()
         threats: list[ObjectModel] = []
         if rng.random() < threat_probability:
             n = int(rng.choice([1, 2, 3], p=[0.7, 0.22, 0.08]))
             for _ in range(n):
-                name = classes[int(rng.integers(len(classes)))]
+                pick = int(rng.integers(len(classes))) if class_p is None else int(rng.choice(len(classes), p=class_p))
+                name = classes[pick]
                 if name == "bullet":
                     threats.extend(make_threat("bullet", rng) for _ in range(int(rng.integers(1, 6))))
                 else:

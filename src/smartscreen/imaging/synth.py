@@ -140,6 +140,10 @@ class Recipe(_Strict):
         default_factory=dict,
         description="Benign kind -> multiplier of its frequency (hard negatives: food, bottle, can, cosmetics, ...).",
     )
+    threat_emphasis: dict[str, float] = Field(
+        default_factory=dict,
+        description="Threat class -> multiplier of its frequency (classes the model finds hardest: lighter, ...).",
+    )
     palettes: tuple[str, ...] = Field(default=("standard",), min_length=1, description="Palette names, or 'random'.")
     palette_jitter: float = Field(default=0.0, ge=0, le=2)
     scanner: ScannerRecipe = Field(default_factory=ScannerRecipe)
@@ -163,6 +167,17 @@ class Recipe(_Strict):
         negative = sorted(k for k, v in value.items() if not (0.0 <= v <= 100.0))
         if negative:
             raise ValueError(f"clutter_emphasis must be within 0-100, not for {negative}")
+        return value
+
+    @field_validator("threat_emphasis")
+    @classmethod
+    def _known_threats(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(k for k in value if k not in CLASS_NAMES)
+        if unknown:
+            raise ValueError(f"unknown threat class(es) {unknown}; the taxonomy has {', '.join(CLASS_NAMES)}")
+        out_of_range = sorted(k for k, v in value.items() if not (0.0 <= v <= 100.0))
+        if out_of_range:
+            raise ValueError(f"threat_emphasis must be within 0-100, not for {out_of_range}")
         return value
 
     @field_validator("palettes")
@@ -234,6 +249,7 @@ def synth_one(recipe: Recipe, seed: int, index: int) -> SynthParcel:
         concealment_probability=recipe.concealment_probability,
         clutter_density=recipe.clutter_density,
         clutter_emphasis=recipe.clutter_emphasis or None,
+        threat_emphasis=recipe.threat_emphasis or None,
     )
     palette = _palette_for(recipe, rng)
     lut = MaterialLut.for_spectrum(params)
