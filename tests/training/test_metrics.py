@@ -19,6 +19,7 @@ from smartscreen.training.metrics import (
     operating_point,
     paired_bootstrap_ap50_delta,
     threshold_for_false_alarm_rate,
+    top_clean_alarms,
 )
 
 NAMES = ("gun", "pliers", "knife")  # gun and knife prohibited, pliers not
@@ -212,3 +213,51 @@ def test_miss_breakdown_puts_each_prohibited_object_in_one_category() -> None:
     assert "below threshold 1" in report.summary()
     again = EvalReport.from_json(report.to_json())
     assert again.miss_breakdown_per_class == report.miss_breakdown_per_class
+
+
+def test_clean_false_alarms_name_the_clean_parcels_that_set_the_threshold() -> None:
+    truths = [boxes([(0, 0, 0, 10, 10)]), boxes([]), boxes([]), boxes([]), boxes([])]
+    preds = [
+        boxes([(0, 0, 0, 10, 10)], [0.99]),  # a threat parcel: never a false alarm
+        boxes([(1, 0, 0, 10, 10), (2, 5, 5, 9, 9)], [0.95, 0.4]),  # pliers are not prohibited: knife 0.4 counts
+        boxes([(0, 0, 0, 10, 10), (2, 0, 0, 5, 5)], [0.7, 0.8]),
+        boxes([]),
+        boxes([(1, 0, 0, 10, 10)], [0.9]),  # only a non-prohibited class
+    ]
+    alarms = top_clean_alarms(truths, preds, NAMES, PROHIBITED)
+    assert [(a.index, a.class_name, a.score) for a in alarms] == [
+        (2, "knife", pytest.approx(0.8)),
+        (1, "knife", pytest.approx(0.4)),
+    ]
+    assert len(top_clean_alarms(truths, preds, NAMES, PROHIBITED, top=1)) == 1
+    names = [f"p{i}.png" for i in range(5)]
+    report, _ = build_report(
+        model_id="m",
+        package="p",
+        data="d",
+        split="test",
+        class_names=NAMES,
+        truths=truths,
+        preds=preds,
+        target_far=0.3,
+        threshold=None,
+        images_per_s=1.0,
+        image_names=names,
+    )
+    assert report.clean_false_alarms[0] == {"image": "p2.png", "class": "knife", "score": pytest.approx(0.8)}
+    assert "knife 0.80 (p2.png)" in report.summary()
+    assert EvalReport.from_json(report.to_json()).clean_false_alarms == report.clean_false_alarms
+    with pytest.raises(ValueError, match="image names"):
+        build_report(
+            model_id="m",
+            package="p",
+            data="d",
+            split="test",
+            class_names=NAMES,
+            truths=truths,
+            preds=preds,
+            target_far=0.3,
+            threshold=None,
+            images_per_s=1.0,
+            image_names=names[:2],
+        )

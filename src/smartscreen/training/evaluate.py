@@ -38,6 +38,7 @@ from smartscreen.training.metrics import (
     operating_point,
     paired_bootstrap_ap50_delta,
     threshold_for_false_alarm_rate,
+    top_clean_alarms,
 )
 from smartscreen.training.readers import read_yolo
 from smartscreen.training.writer import load_image_bgr
@@ -110,6 +111,9 @@ class EvalReport:
     # where the prohibited objects end up at the operating point (MissBreakdown): category -> count, median size
     miss_breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     miss_breakdown_per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the clean parcels with the most confident prohibited-class predictions (they set the threshold), highest
+    # first: {"image": file name, "class": ..., "score": ...}
+    clean_false_alarms: list[dict[str, str | float]] = field(default_factory=list)
 
     def to_json(self) -> str:
         def clean(value: object) -> object:
@@ -117,6 +121,8 @@ class EvalReport:
                 return None
             if isinstance(value, dict):
                 return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
             return value
 
         doc = {k: clean(getattr(self, k)) for k in self.__dataclass_fields__}
@@ -155,6 +161,11 @@ class EvalReport:
                     + (f" ({row['median_size_px']:.0f})" if math.isfinite(row["median_size_px"]) else "")
                     for name, row in self.miss_breakdown.items()
                 )
+            )
+        if self.clean_false_alarms:
+            lines.append(
+                "most confident clean-parcel alarms: "
+                + ", ".join(f"{a['class']} {float(a['score']):.2f} ({a['image']})" for a in self.clean_false_alarms[:5])
             )
         lines += ["class              n    AP50  AP50-95  recall@op"]
         for name, row in self.per_class.items():
@@ -233,7 +244,11 @@ def build_report(
     threshold: float | None,
     images_per_s: float,
     tta: str = "none",
+    image_names: Sequence[str] = (),
 ) -> tuple[EvalReport, DetectionMetrics]:
+    """``image_names`` (one per truth, or empty) name the clean parcels in ``clean_false_alarms``."""
+    if image_names and len(image_names) != len(truths):
+        raise ValueError(f"{len(image_names)} image names for {len(truths)} images")
     metrics = detection_metrics(truths, preds, class_names)
     prohibited = PROHIBITED_CLASS_NAMES & frozenset(class_names)
     if threshold is not None:
@@ -296,6 +311,14 @@ def build_report(
         miss_breakdown_per_class={
             cls: {name: float(n) for name, n in row.items()} for cls, row in misses.per_class.items()
         },
+        clean_false_alarms=[
+            {
+                "image": image_names[a.index] if image_names else f"#{a.index}",
+                "class": a.class_name,
+                "score": a.score,
+            }
+            for a in top_clean_alarms(truths, preds, class_names, prohibited)
+        ],
     )
     return report, metrics
 
@@ -311,6 +334,7 @@ class Predictions:
     preds: tuple[ImageBoxes, ...]
     images_per_s: float
     tta: str = "none"
+    image_names: tuple[str, ...] = ()  # file names, one per image
 
 
 def predict(settings: EvalSettings, progress: Callable[[int, int], None] | None = None) -> Predictions:
@@ -327,7 +351,16 @@ def predict(settings: EvalSettings, progress: Callable[[int, int], None] | None 
             "dataset to the taxonomy first (smartscreen dataset convert)"
         )
     truths, preds, ips = run_detector(detector, paths, truths_n, settings.batch, progress)
-    return Predictions(detector.model_id, split, class_names, tuple(truths), tuple(preds), ips, detector.tta.mode)
+    return Predictions(
+        detector.model_id,
+        split,
+        class_names,
+        tuple(truths),
+        tuple(preds),
+        ips,
+        detector.tta.mode,
+        tuple(p.name for p in paths),
+    )
 
 
 def report_for(settings: EvalSettings, predictions: Predictions) -> tuple[EvalReport, DetectionMetrics]:
@@ -343,6 +376,7 @@ def report_for(settings: EvalSettings, predictions: Predictions) -> tuple[EvalRe
         threshold=settings.threshold,
         images_per_s=predictions.images_per_s,
         tta=predictions.tta,
+        image_names=predictions.image_names,
     )
 
 
