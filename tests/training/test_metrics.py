@@ -230,34 +230,18 @@ def test_clean_false_alarms_name_the_clean_parcels_that_set_the_threshold() -> N
         (1, "knife", pytest.approx(0.4)),
     ]
     assert len(top_clean_alarms(truths, preds, NAMES, PROHIBITED, top=1)) == 1
+
+    def report_with(names: list[str]) -> EvalReport:
+        report, _ = build_report(
+            model_id="m", package="p", data="d", split="test", class_names=NAMES, truths=truths, preds=preds,
+            target_far=0.3, threshold=None, images_per_s=1.0, image_names=names,
+        )  # fmt: skip
+        return report
+
     names = [f"p{i}.png" for i in range(5)]
-    report, _ = build_report(
-        model_id="m",
-        package="p",
-        data="d",
-        split="test",
-        class_names=NAMES,
-        truths=truths,
-        preds=preds,
-        target_far=0.3,
-        threshold=None,
-        images_per_s=1.0,
-        image_names=names,
-    )
+    report = report_with(names)
     assert report.clean_false_alarms[0] == {"image": "p2.png", "class": "knife", "score": pytest.approx(0.8)}
     assert "knife 0.80 (p2.png)" in report.summary()
     assert EvalReport.from_json(report.to_json()).clean_false_alarms == report.clean_false_alarms
     with pytest.raises(ValueError, match="image names"):
-        build_report(
-            model_id="m",
-            package="p",
-            data="d",
-            split="test",
-            class_names=NAMES,
-            truths=truths,
-            preds=preds,
-            target_far=0.3,
-            threshold=None,
-            images_per_s=1.0,
-            image_names=names[:2],
-        )
+        report_with(names[:2])

@@ -122,6 +122,17 @@ class ScannerRecipe(_Strict):
         )
 
 
+def _checked_emphasis(field_name: str, value: dict[str, float], known: tuple[str, ...], what: str) -> dict[str, float]:
+    """A frequency-multiplier map: known keys only, multipliers within 0-100."""
+    unknown = sorted(k for k in value if k not in known)
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {', '.join(known)}")
+    out_of_range = sorted(k for k, v in value.items() if not (0.0 <= v <= 100.0))
+    if out_of_range:
+        raise ValueError(f"{field_name} must be within 0-100, not for {out_of_range}")
+    return value
+
+
 class Recipe(_Strict):
     """A synthetic-data recipe (``datasets/synth-*.yaml``)."""
 
@@ -161,24 +172,12 @@ class Recipe(_Strict):
     @field_validator("clutter_emphasis")
     @classmethod
     def _known_clutter(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(k for k in value if k not in CLUTTER)
-        if unknown:
-            raise ValueError(f"unknown clutter kind(s) {unknown}; known: {', '.join(CLUTTER)}")
-        negative = sorted(k for k, v in value.items() if not (0.0 <= v <= 100.0))
-        if negative:
-            raise ValueError(f"clutter_emphasis must be within 0-100, not for {negative}")
-        return value
+        return _checked_emphasis("clutter_emphasis", value, tuple(CLUTTER), "clutter kind(s)")
 
     @field_validator("threat_emphasis")
     @classmethod
     def _known_threats(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(k for k in value if k not in CLASS_NAMES)
-        if unknown:
-            raise ValueError(f"unknown threat class(es) {unknown}; the taxonomy has {', '.join(CLASS_NAMES)}")
-        out_of_range = sorted(k for k, v in value.items() if not (0.0 <= v <= 100.0))
-        if out_of_range:
-            raise ValueError(f"threat_emphasis must be within 0-100, not for {out_of_range}")
-        return value
+        return _checked_emphasis("threat_emphasis", value, CLASS_NAMES, "threat class(es)")
 
     @field_validator("palettes")
     @classmethod
