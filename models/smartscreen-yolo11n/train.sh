@@ -10,7 +10,7 @@ G=datasets/generated
 IMGSZ=${IMGSZ:-320}
 HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–7 min per epoch, by machine)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
-# The shipped 2.8.0 is nine runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
+# The shipped 2.9.0 is ten runs: 2.0.0 from scratch (HOURS=1.9: 19 epochs; TTA=none for the runs before 2.5.0), then
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.1.0 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=2.0 VERSION=2.2.0 TRAIN_SEED=2 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.9 VERSION=2.3.0 TRAIN_SEED=3 models/smartscreen-yolo11n/train.sh
@@ -21,6 +21,8 @@ HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to f
 #     models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.95 VERSION=2.8.0 IMGSZ=448 EXPORT_IMGSZ=448 LR0=0.0003 TRAIN_SEED=9 \
 #     TRAIN_RECIPE=synth-train-weak HARDNEG_SEED=10 models/smartscreen-yolo11n/train.sh
+#   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.9.0 IMGSZ=448 EXPORT_IMGSZ=448 LR0=0.0003 TRAIN_SEED=11 \
+#     TRAIN_RECIPE=synth-train-weak2 HARDNEG_SEED=12 models/smartscreen-yolo11n/train.sh
 # (2.6.0, TRAIN_SEED=6 TRAIN_RECIPE=synth-train-hardneg from 2.5.0, failed its promotion check and is not in the chain.)
 BASE=${BASE:-yolo11n.yaml}
 TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
