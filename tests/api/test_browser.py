@@ -9,12 +9,16 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
 
 from smartscreen.domain.events import VerdictKind
 from tests.api.conftest import PASSWORD, Env
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Route
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -133,12 +137,22 @@ def test_supervisor_enables_tip_from_the_page(served: tuple[str, Env]) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 850})
             page.goto(url + "/")
+            # Hold the queue's first load: the page must already have moved focus off the password field, so
+            # that a shortcut pressed while the queue loads acts as a shortcut (CI once lost the "s" here).
+            held: list[Route] = []
+            page.route("**/api/queue?*", lambda route: held.append(route))
             page.fill("#username", "sup1")
             page.fill("#password", PASSWORD)
             page.press("#password", "Enter")
             expect(page.locator("#supervise")).to_be_visible()
+            assert page.evaluate("document.activeElement.id") == "viewer"
             page.keyboard.press("s")
             expect(page.locator("#panel")).to_contain_text("Threat image projection")
+            assert held, "the queue request was not held"
+            for route in held:
+                route.continue_()
+            page.unroute("**/api/queue?*")
+            expect(page.locator("#queue-count")).to_contain_text("waiting")
             expect(page.locator("#panel")).to_contain_text("op1")
             page.check("#tip-enabled-op2")
             page.fill("#tip-p-op2", "0.05")

@@ -67,6 +67,9 @@ async function start() {
   $("who").textContent = `${me.display_name} (${me.role}, centre ${me.centre_id})`;
   $("login").hidden = true; $("app").hidden = false;
   $("supervise").hidden = me.role === "operator";
+  // Take focus off the (now hidden) password field at once: keys pressed while the queue loads
+  // are shortcuts, not password characters.
+  $("viewer").focus();
   await loadQueue(true);
   $("viewer").focus();
 }
