@@ -24,6 +24,7 @@ HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to f
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.9.0 IMGSZ=448 EXPORT_IMGSZ=448 LR0=0.0003 TRAIN_SEED=11 \
 #     TRAIN_RECIPE=synth-train-weak2 HARDNEG_SEED=12 models/smartscreen-yolo11n/train.sh
 # (2.6.0, TRAIN_SEED=6 TRAIN_RECIPE=synth-train-hardneg from 2.5.0, failed its promotion check and is not in the chain.)
+# (2.10.0, TRAIN_SEED=13 TRAIN_RECIPE=synth-train-weak3 HARDNEG_SEED=14 from 2.9.0, HOURS=1.75, failed its promotion check too.)
 BASE=${BASE:-yolo11n.yaml}
 TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
