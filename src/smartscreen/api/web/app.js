@@ -71,7 +71,6 @@ async function start() {
   // are shortcuts, not password characters.
   $("viewer").focus();
   await loadQueue(true);
-  $("viewer").focus();
 }
 
 // ---- queue --------------------------------------------------------------------------------------
