@@ -124,6 +124,13 @@ class DetectorConfig(_Strict):
             "inference per parcel; h / hv = also the mirrored views (2 / 4 inferences), d4 = mirrored and transposed (8); fused."
         ),
     )
+    verifier: Literal["package", "off"] = Field(
+        default="package",
+        description=(
+            "Second-look crop classifier: package = run the package's verifier when it has one (its metrics were "
+            "measured with it); off = detector scores only (the recorded operating threshold then does not apply)."
+        ),
+    )
     timeout_ms: float = Field(
         default=1500.0, gt=0, description="An inference slower than this is an error (the parcel fails closed)."
     )

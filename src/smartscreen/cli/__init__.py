@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "train": "smartscreen.cli.train",
     "export": "smartscreen.cli.export",
     "eval": "smartscreen.cli.eval",
+    "verifier": "smartscreen.cli.verifier",
     "run": "smartscreen.cli.run",
     "serve": "smartscreen.cli.serve",
     "demo": "smartscreen.cli.demo",

@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="test-time augmentation: as model.yaml says (default, what the line runs), or override it for both "
         "packages (none: one view; h: plus the left-right mirror; hv: four mirrored views; d4: eight, with transposes)",
     )
+    parser.add_argument(
+        "--verifier",
+        choices=("package", "off"),
+        default="package",
+        help="second-look verifier: as the package has it (default, what the line runs) or off for both packages",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="only the first N images (a quick check)")
@@ -59,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise SystemExit("--bootstrap must be >= 0")
-    if args.record and args.tta != "package":
-        raise SystemExit("--record writes the package's metrics: evaluate it as the line runs it (no --tta override)")
+    if args.record and (args.tta != "package" or args.verifier != "package"):
+        raise SystemExit(
+            "--record writes the package's metrics: evaluate it as the line runs it (no --tta or --verifier override)"
+        )
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 200 < args.batch:
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             limit=args.limit,
             tta=None if args.tta == "package" else args.tta,
+            verifier=args.verifier == "package",
         )
 
     predictions = predict(settings(args.model), progress)

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy(config.policy.path)
     package = load_model_package(config.detector.package)
     policy.check_covers(package.class_names, package.manifest.model_id, str(config.policy.path))
-    threshold = package.manifest.operating_threshold(config.detector.tta)
+    threshold = package.manifest.operating_threshold(config.detector.tta, config.detector.verifier)
     if not policy.uses_model_threshold:
         binding = ""
     elif threshold is None:

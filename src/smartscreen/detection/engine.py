@@ -38,6 +38,7 @@ from smartscreen.detection.preprocess import (
     scan_foreground,
     scan_image,
 )
+from smartscreen.detection.verifier import Verifier
 from smartscreen.domain.detections import Detections
 from smartscreen.domain.render import RenderedScan
 from smartscreen.errors import InferenceError, ModelPackageError
@@ -79,10 +80,11 @@ class StageTimes:
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
+    verify_ms: float = 0.0  # the second-look crop classifier, when the package has one
 
     @property
     def total_ms(self) -> float:
-        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms + self.verify_ms
 
 
 @dataclass(slots=True)
@@ -94,6 +96,7 @@ class StageTotals:
     preprocess_ms: float = 0.0
     inference_ms: float = 0.0
     postprocess_ms: float = 0.0
+    verify_ms: float = 0.0
 
     def add(self, t: StageTimes) -> None:
         self.calls += 1
@@ -101,6 +104,7 @@ class StageTotals:
         self.preprocess_ms += t.preprocess_ms
         self.inference_ms += t.inference_ms
         self.postprocess_ms += t.postprocess_ms
+        self.verify_ms += t.verify_ms
 
     def per_image_ms(self) -> dict[str, float]:
         n = max(self.images, 1)
@@ -108,6 +112,7 @@ class StageTotals:
             "preprocess_ms": self.preprocess_ms / n,
             "inference_ms": self.inference_ms / n,
             "postprocess_ms": self.postprocess_ms / n,
+            "verify_ms": self.verify_ms / n,
         }
 
 
@@ -184,6 +189,16 @@ _VIEWS: dict[TtaMode, tuple[tuple[bool, bool, bool], ...]] = {
 }
 
 
+def above(detections: Detections, conf: float) -> Detections:
+    """The detections scoring at least ``conf``."""
+    keep = detections.scores >= conf
+    if bool(keep.all()):
+        return detections
+    return replace(
+        detections, xyxy=detections.xyxy[keep], scores=detections.scores[keep], class_ids=detections.class_ids[keep]
+    )
+
+
 class OnnxDetector:
     """YOLO-format ONNX detector on onnxruntime; implements ``smartscreen.domain.ports.Detector``."""
 
@@ -198,6 +213,7 @@ class OnnxDetector:
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
         tta: TtaMode | None = None,
+        verifier: Verifier | None = None,
         validate: bool = True,
         warmup: bool = True,
         providers_in_use: Sequence[str] = ("CPUExecutionProvider",),
@@ -222,7 +238,13 @@ class OnnxDetector:
             raise ModelPackageError(
                 f"{package.model_id} takes a fixed {h}x{w} input: its transposed views (tta d4) cannot run; use hv"
             )
-        self._view_nms = replace(self.nms, conf=min(self.nms.conf, TTA_VIEW_SCORE_FLOOR))
+        # with a verifier the detector's boxes are candidates: they are decoded from the verifier's floor, and the
+        # score floor (self.nms.conf) applies to the fused scores
+        self.verifier = verifier
+        self._candidate_nms = (
+            self.nms if verifier is None else replace(self.nms, conf=min(self.nms.conf, verifier.spec.min_score))
+        )
+        self._view_nms = replace(self._candidate_nms, conf=min(self._candidate_nms.conf, TTA_VIEW_SCORE_FLOOR))
         self.max_batch = max_batch
         self.providers_in_use = tuple(providers_in_use)
         if shape_policy == "auto":
@@ -255,6 +277,7 @@ class OnnxDetector:
         max_batch: int = 16,
         shape_policy: ShapePolicy = "auto",
         tta: TtaMode | None = None,
+        verifier: bool = True,
         device_id: int = 0,
         spin_wait: bool = False,
         warmup: bool = True,
@@ -278,6 +301,7 @@ class OnnxDetector:
                 f"onnxruntime cannot load {package.onnx_path} with providers {provider_list}: {e}"
             ) from e
         in_use = session.get_providers()
+        second_look = Verifier.from_package(package, intra_op_threads) if verifier else None
         wanted = [p if isinstance(p, str) else p[0] for p in provider_list]
         if wanted[0] not in in_use:
             logger.warning(
@@ -294,6 +318,7 @@ class OnnxDetector:
             max_batch=max_batch,
             shape_policy=shape_policy,
             tta=tta,
+            verifier=second_look,
             warmup=warmup,
             providers_in_use=in_use,
         )
@@ -309,6 +334,7 @@ class OnnxDetector:
             conf_threshold=config.conf_threshold,
             max_batch=config.max_batch,
             tta=None if config.tta == "package" else config.tta,
+            verifier=config.verifier == "package",
         )
 
     def warmup(self, runs: int = 2) -> float:
@@ -329,9 +355,13 @@ class OnnxDetector:
     @property
     def model_id(self) -> str:
         """``name@version`` for the audit trail; ``+tta.MODE`` appended (semver build metadata) when the line runs
-        the model with another test-time augmentation than its package, and so its recorded metrics, say."""
+        the model with another test-time augmentation than its package, and so its recorded metrics, say, and
+        ``+verifier.off`` when it runs without the package's verifier."""
         mode = self.tta.mode
-        return self.package.model_id + ("" if mode == self.package.manifest.tta.mode else f"+tta.{mode}")
+        suffix = "" if mode == self.package.manifest.tta.mode else f"+tta.{mode}"
+        if self.package.manifest.verifier is not None and self.verifier is None:
+            suffix += "+verifier.off"
+        return self.package.model_id + suffix
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -389,7 +419,7 @@ class OnnxDetector:
         results: list[Detections] = []
         for i, lb in enumerate(layouts):
             if len(views) == 1:
-                raw = decode_yolo_v8(predictions[0][i], self.nms)
+                raw = decode_yolo_v8(predictions[0][i], self._candidate_nms)
             else:
                 raws: list[RawDetections] = [
                     from_view(
@@ -401,9 +431,15 @@ class OnnxDetector:
                     )
                     for p, (transposed, flip_y, flip_x) in zip(predictions, views, strict=True)
                 ]
-                raw = fuse_views(raws, iou=self.tta.fusion_iou, conf=self.nms.conf, max_det=self.nms.max_det)
+                raw = fuse_views(raws, iou=self.tta.fusion_iou, conf=self._candidate_nms.conf, max_det=self.nms.max_det)
             results.append(to_detections(raw, lb, self.class_names, self.model_id))
         t3 = time.perf_counter()
+        if self.verifier is not None:
+            results = [
+                above(self.verifier.rescore(image, found), self.nms.conf)
+                for image, found in zip(images, results, strict=True)
+            ]
+        t4 = time.perf_counter()
         self.last_times = StageTimes(
             batch_size=len(images),
             input_hw=input_hw,
@@ -411,6 +447,7 @@ class OnnxDetector:
             preprocess_ms=(t1 - t0) * 1e3,
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
+            verify_ms=(t4 - t3) * 1e3,
         )
         self.totals.add(self.last_times)
         return results

@@ -182,6 +182,22 @@ class TrainingInfo(_Strict):
     notes: str = ""
 
 
+class VerifierSpec(_Strict):
+    """The second-look crop classifier (``smartscreen.detection.verifier``): file, crop geometry, fusion."""
+
+    file: str = Field(default="verifier.onnx", pattern=r"^[A-Za-z0-9_.-]+\.onnx$", description="file in the package")
+    sha256: Sha256Hex = Field(description="sha256 of the verifier file")
+    crop_px: int = Field(default=64, ge=16, le=512, description="side of the square crop the classifier takes")
+    context: float = Field(default=1.5, ge=1.0, le=4.0, description="crop side / the box's longer side")
+    weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="weight of the verifier in the geometric mean of the two scores"
+    )
+    min_score: float = Field(default=0.01, ge=0.0, lt=1.0, description="candidates below this detector score drop")
+    max_candidates: int = Field(default=32, ge=1, le=1000, description="at most this many boxes per image looked at")
+    training: TrainingInfo | None = None
+    notes: str = ""
+
+
 class Metrics(_Strict):
     dataset: str = Field(min_length=1, description="evaluation set the numbers come from")
     map50: float | None = Field(default=None, ge=0, le=1)
@@ -206,6 +222,7 @@ class ModelManifest(_Strict):
     output: OutputSpec = Field(default_factory=OutputSpec)
     nms: NmsDefaults = Field(default_factory=NmsDefaults)
     tta: TtaSpec = Field(default_factory=TtaSpec)
+    verifier: VerifierSpec | None = Field(default=None, description="optional second-look crop classifier")
     training: TrainingInfo | None = None
     metrics: Metrics | None = None
     sha256: Sha256Hex = Field(description="sha256 of model.onnx")
@@ -236,13 +253,18 @@ class ModelManifest(_Strict):
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    def operating_threshold(self, tta: TtaMode | Literal["package"] = "package") -> float | None:
+    def operating_threshold(
+        self, tta: TtaMode | Literal["package"] = "package", verifier: Literal["package", "off"] = "package"
+    ) -> float | None:
         """The score threshold ``smartscreen eval --record`` chose for its clean-parcel false-alarm target.
 
-        None when no evaluation is recorded, or when ``tta`` asks for other test-time views than the package's
-        (the recorded threshold was measured with the package's views; other views give other scores).
+        None when no evaluation is recorded, when ``tta`` asks for other test-time views than the package's, or
+        when the package's verifier is turned off (the recorded threshold was measured with the package's views
+        and verifier; without them the scores are others).
         """
         if self.metrics is None or tta not in ("package", self.tta.mode):
+            return None
+        if verifier == "off" and self.verifier is not None:
             return None
         return self.metrics.extra.get("operating_threshold")
 
@@ -591,10 +613,13 @@ def update_model_package(
     tta: TtaSpec | None = None,
     description: str | None = None,
     version: str | None = None,
+    verifier: VerifierSpec | None = None,
+    clear_metrics: bool = False,
 ) -> ModelPackage:
     """Rewrite only ``model.yaml`` of an existing package with the given fields replaced (e.g. new metrics).
 
-    Everything else in the manifest (input spec, crop, class names, sha256) and every other
+    ``clear_metrics`` removes the recorded metrics (and so the operating threshold), for a change that
+    invalidates them, such as attaching a verifier. Everything else in the manifest (input spec, crop, class names, sha256) and every other
     file are kept; the result is validated before it replaces the old ``model.yaml``.
     """
     package = load_model_package(directory, check_onnx=False)
@@ -606,9 +631,12 @@ def update_model_package(
         ("tta", tta),
         ("description", description),
         ("version", version),
+        ("verifier", verifier),
     ):
         if value is not None:
             data[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    if clear_metrics:
+        data["metrics"] = None
     try:
         manifest = ModelManifest.model_validate(data)
     except ValidationError as e:

@@ -82,7 +82,7 @@ def bind_policy_to_model(policy: RiskPolicy, detector: DetectorConfig) -> tuple[
     from smartscreen.detection.package import load_model_package
 
     manifest = load_model_package(detector.package, check_onnx=False).manifest
-    threshold = manifest.operating_threshold(detector.tta)
+    threshold = manifest.operating_threshold(detector.tta, detector.verifier)
     if policy.uses_model_threshold:
         if threshold is None:
             logger.warning(

@@ -63,15 +63,23 @@ class ImageDetector(Protocol):
 
 
 def open_detector(
-    package_dir: Path, *, conf: float = EVAL_CONF, threads: int = 2, tta: TtaMode | None = None
+    package_dir: Path,
+    *,
+    conf: float = EVAL_CONF,
+    threads: int = 2,
+    tta: TtaMode | None = None,
+    verifier: bool = True,
 ) -> OnnxDetector:
     """The line's detection engine on ``package_dir`` with the score floor lowered to ``conf``.
 
-    ``tta`` overrides the package's test-time augmentation (None: as the package says, like the line).
+    ``tta`` overrides the package's test-time augmentation (None: as the package says, like the line);
+    ``verifier=False`` leaves out the package's second-look verifier.
     """
     from smartscreen.detection.engine import OnnxDetector
 
-    return OnnxDetector.from_package(package_dir, intra_op_threads=threads, conf_threshold=conf, tta=tta)
+    return OnnxDetector.from_package(
+        package_dir, intra_op_threads=threads, conf_threshold=conf, tta=tta, verifier=verifier
+    )
 
 
 FAR_SWEEP = (0.01, 0.03, 0.05, 0.10)  # clean-parcel false-alarm budgets every report also gives recall at
@@ -88,6 +96,7 @@ class EvalSettings:
     threads: int = 2
     limit: int | None = None  # evaluate only the first N images (quick checks)
     tta: TtaMode | None = None  # test-time augmentation override (None: the package's own, as on the line)
+    verifier: bool = True  # run the package's second-look verifier when it has one (as on the line)
 
 
 @dataclass(slots=True)
@@ -344,7 +353,7 @@ def predict(settings: EvalSettings, progress: Callable[[int, int], None] | None 
         paths, truths_n = paths[: settings.limit], truths_n[: settings.limit]
     if not paths:
         raise DatasetError(f"{settings.data} [{split}] holds no labelled images")
-    detector = open_detector(settings.model, threads=settings.threads, tta=settings.tta)
+    detector = open_detector(settings.model, threads=settings.threads, tta=settings.tta, verifier=settings.verifier)
     if tuple(detector.class_names) != tuple(class_names):
         raise DatasetError(
             f"the model's classes {detector.class_names} differ from the dataset's {class_names}; convert the "
