@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--run", type=Path, help="run folder for the mined crops and the log (default runs/verifier/NAME)"
     )
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=128, help="crops per optimiser step (default 128)")
+    parser.add_argument("--lr", type=float, default=0.003, help="peak learning rate, one-cycle (default 0.003)")
     parser.add_argument("--crop-px", type=int, default=64, help="side of the crop the classifier takes (default 64)")
     parser.add_argument("--context", type=float, default=1.5, help="crop side / the box's longer side (default 1.5)")
     parser.add_argument("--width", type=int, default=24, help="channels of the first stage (default 24)")
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         crop_px=spec.crop_px,
         epochs=args.epochs,
         width=args.width,
+        batch=args.batch,
+        lr=args.lr,
         seed=args.seed,
         threads=args.threads,
         log=log,
