@@ -26,9 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=128, help="crops per optimiser step (default 128)")
     parser.add_argument("--lr", type=float, default=0.003, help="peak learning rate, one-cycle (default 0.003)")
-    parser.add_argument("--crop-px", type=int, default=64, help="side of the crop the classifier takes (default 64)")
+    parser.add_argument("--crop-px", type=int, default=96, help="side of the crop the classifier takes (default 96)")
     parser.add_argument("--context", type=float, default=1.5, help="crop side / the box's longer side (default 1.5)")
-    parser.add_argument("--width", type=int, default=24, help="channels of the first stage (default 24)")
+    parser.add_argument(
+        "--backbone",
+        default="package",
+        help="initial features: package = the backbone of --model's weights.pt (when it has one), a weights.pt "
+        "path, or none (a small CNN from random initialisation, --width channels)",
+    )
+    parser.add_argument("--width", type=int, default=24, help="first-stage channels of the small CNN (default 24)")
     parser.add_argument("--weight", type=float, default=0.5, help="verifier weight in the fused score (default 0.5)")
     parser.add_argument("--min-score", type=float, default=0.01, help="detector score below which boxes drop")
     parser.add_argument("--max-candidates", type=int, default=32, help="boxes per image looked at (default 32)")
@@ -52,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
     source = load_model_package(args.model, check_onnx=False)
+    if args.backbone == "none":
+        backbone = None
+    elif args.backbone == "package":
+        backbone = source.directory / "weights.pt" if (source.directory / "weights.pt").is_file() else None
+    else:
+        backbone = Path(args.backbone)
+        if not backbone.is_file():
+            raise SystemExit(f"--backbone {backbone} does not exist")
     if args.out.exists() and args.out.resolve() != source.directory.resolve():
         if not args.overwrite:
             raise SystemExit(f"{args.out} exists; pass --overwrite to replace it")
@@ -120,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         crop_px=spec.crop_px,
         epochs=args.epochs,
         width=args.width,
+        backbone=backbone,
         batch=args.batch,
         lr=args.lr,
         seed=args.seed,
@@ -129,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
     onnx_file = export_onnx(model, spec.crop_px, run_dir / "verifier.onnx")
     if args.out.resolve() != source.directory.resolve():
         shutil.copytree(source.directory, args.out)
-    info = training_info(train, f"{args.data} [train], candidates of {source.model_id}", args.epochs, spec.crop_px)
+    info = training_info(
+        train, f"{args.data} [train], candidates of {source.model_id}", args.epochs, spec.crop_px, backbone
+    )
     package = attach_verifier(args.out, onnx_file, spec.model_copy(update={"training": info}), version=args.version)
     print(
         f"wrote {package.directory} ({package.model_id}) with its verifier; its recorded metrics were cleared: run "

@@ -191,10 +191,32 @@ def centre_crops(stored: npt.NDArray[np.uint8], crop_px: int) -> npt.NDArray[np.
 # ---------------------------------------------------------------------------------------------- the network
 
 
-def build_classifier(n_outputs: int, width: int = 32) -> Any:
-    """A small residual CNN: stride-2 stem, three stride-2 residual stages (2x, 4x, 8x width), pooling, linear."""
+BACKBONE_LAYERS = 11  # YOLO11's backbone: layers 0-10 (Conv ... SPPF, C2PSA) run one after the other
+
+
+def build_classifier(n_outputs: int, width: int = 32, backbone: Path | None = None) -> Any:
+    """The crop classifier. With ``backbone`` (an ultralytics YOLO11 ``weights.pt``, e.g. the package's own): that
+    detector's backbone (its first ``BACKBONE_LAYERS`` layers, stride 32), pooling and a linear head, so the
+    verifier starts from features already trained on X-ray scans. Without: a small residual CNN from random
+    initialisation (stride-2 stem, three stride-2 residual stages of 2x, 4x, 8x ``width`` channels)."""
     import torch
     from torch import nn
+
+    if backbone is not None:
+        from smartscreen.training.trainer import import_ultralytics
+
+        yolo = import_ultralytics(torch.get_num_threads())
+        layers = list(yolo(str(backbone)).model.model)
+        if len(layers) <= BACKBONE_LAYERS or any(getattr(m, "f", -1) != -1 for m in layers[:BACKBONE_LAYERS]):
+            raise DatasetError(f"{backbone} does not hold a YOLO11-style backbone (layers 0-10 in sequence)")
+        body = nn.Sequential(*layers[:BACKBONE_LAYERS]).float()
+        with torch.no_grad():
+            channels = int(body(torch.zeros(1, 3, 64, 64)).shape[1])
+        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(channels, n_outputs))
+        model = nn.Sequential(body, head)
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        return model
 
     class Block(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -263,14 +285,17 @@ def train_classifier(
     crop_px: int,
     epochs: int,
     width: int = 32,
+    backbone: Path | None = None,
+    backbone_lr_factor: float = 0.2,
     batch: int = 128,
     lr: float = 0.003,
     seed: int = 0,
     threads: int = 2,
     log: Callable[[EpochRecord], None] | None = None,
 ) -> tuple[Any, list[EpochRecord]]:
-    """Train the classifier (AdamW, cosine decay, class-balanced loss weights); returns (model in eval mode,
-    per-epoch records). The weights of the epoch with the lowest validation loss are kept."""
+    """Train the classifier (AdamW, one-cycle learning rate, class-balanced loss weights; a ``backbone`` learns at
+    ``backbone_lr_factor`` x ``lr``); returns (model in eval mode, per-epoch records). The weights of the epoch
+    with the lowest validation loss are kept."""
     import torch
     from torch import nn
 
@@ -279,13 +304,22 @@ def train_classifier(
     np.random.seed(seed)  # XrayPhotometric draws from numpy's global generator
     rng = np.random.default_rng(seed)
     n_out = train.n_classes + 1
-    model = build_classifier(n_out, width)
+    model = build_classifier(n_out, width, backbone)
     counts = np.bincount(train.labels, minlength=n_out).astype(np.float64)
     weights = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_out) ** 0.5, 0.0)
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32), label_smoothing=0.05)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    if backbone is not None:
+        groups = [
+            {"params": list(model[0].parameters()), "lr": lr * backbone_lr_factor},
+            {"params": list(model[1].parameters()), "lr": lr},
+        ]
+        peaks = [lr * backbone_lr_factor, lr]
+    else:
+        groups = [{"params": list(model.parameters()), "lr": lr}]
+        peaks = [lr]
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
     steps = max(1, epochs * math.ceil(len(train.labels) / batch))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=steps, pct_start=0.1)
     photometric = XrayPhotometric()
     val_x = torch.from_numpy(crops_to_tensor(centre_crops(val.images, crop_px)))
     val_y = torch.from_numpy(val.labels)
@@ -353,7 +387,9 @@ def export_onnx(model: Any, crop_px: int, target: Path) -> Path:
     return target
 
 
-def training_info(train: CropSet, data_description: str, epochs: int, crop_px: int) -> TrainingInfo:
+def training_info(
+    train: CropSet, data_description: str, epochs: int, crop_px: int, backbone: Path | None = None
+) -> TrainingInfo:
     import torch
 
     counts = train.counts()
@@ -361,6 +397,7 @@ def training_info(train: CropSet, data_description: str, epochs: int, crop_px: i
         data_description=data_description,
         epochs=epochs,
         imgsz=crop_px,
+        base_weights=None if backbone is None else f"{backbone} (backbone, layers 0-{BACKBONE_LAYERS - 1})",
         framework=f"torch {torch.__version__}",
         notes=(
             f"{counts['crops']} crops ({counts['objects']} objects, {counts['background']} background; "
