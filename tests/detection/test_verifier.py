@@ -63,8 +63,14 @@ def p_class0(mean_red: float) -> float:
     return math.exp(logit0) / (math.exp(logit0) + math.exp(BACKGROUND_LOGIT) + others)
 
 
-def spec(**overrides: float | int) -> VerifierSpec:
-    values: dict[str, float | int] = {"crop_px": 32, "context": 1.0, "min_score": 0.05, "max_candidates": 8}
+def p_background(mean_red: float) -> float:
+    logit0 = DARK_LOGIT * (1.0 - mean_red)
+    others = (N_OUT - 2) * math.exp(-10.0)
+    return math.exp(BACKGROUND_LOGIT) / (math.exp(logit0) + math.exp(BACKGROUND_LOGIT) + others)
+
+
+def spec(**overrides: float | int | str) -> VerifierSpec:
+    values: dict[str, float | int | str] = {"crop_px": 32, "context": 1.0, "min_score": 0.05, "max_candidates": 8}
     values.update(overrides)
     return VerifierSpec(sha256="0" * 64, **values)
 
@@ -128,6 +134,20 @@ def test_rescore_keeps_what_the_verifier_sees_and_lowers_what_it_does_not(tmp_pa
     # class 3 on white: the verifier gives it almost nothing
     assert float(out.scores[out.class_ids == 3][0]) < 1e-3
     assert list(out.scores) == sorted(out.scores, reverse=True)
+    # evidence "object": the verifier vouches for an object of any class, the class stays the detector's
+    on_square = Detections(
+        xyxy=np.array([[64, 32, 96, 64], [150, 80, 182, 112]], np.float32),
+        scores=np.array([0.5, 0.5], np.float32),
+        class_ids=np.array([3, 3], np.int32),
+        class_names=CLASS_NAMES,
+        model_id="m@1",
+    )
+    by_class = verifier.rescore(image, on_square)
+    by_object = Verifier(session, spec(evidence="object"), CLASS_NAMES).rescore(image, on_square)
+    assert float(by_class.scores.max()) < 1e-3  # class 3 is not what the verifier sees
+    np.testing.assert_array_equal(by_object.xyxy[0], [64, 32, 96, 64])
+    assert float(by_object.scores[0]) == pytest.approx(math.sqrt(0.5 * (1.0 - p_background(0.0))), rel=1e-4)
+    assert float(by_object.scores[1]) == pytest.approx(math.sqrt(0.5 * (1.0 - p_background(1.0))), rel=1e-3)
     capped = Verifier(session, spec(max_candidates=1), CLASS_NAMES).rescore(image, found)
     assert len(capped) == 1 and float(capped.xyxy[0, 0]) == 150.0  # only the top-scoring box was looked at
 

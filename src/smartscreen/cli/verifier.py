@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--width", type=int, default=24, help="first-stage channels of the small CNN (default 24)")
     parser.add_argument("--weight", type=float, default=0.5, help="verifier weight in the fused score (default 0.5)")
+    parser.add_argument(
+        "--evidence",
+        choices=("class", "object"),
+        default="class",
+        help="fuse the verifier's probability of the box's class (default) or of any object (1 - background)",
+    )
     parser.add_argument("--min-score", type=float, default=0.01, help="detector score below which boxes drop")
     parser.add_argument("--max-candidates", type=int, default=32, help="boxes per image looked at (default 32)")
     parser.add_argument("--seed", type=int, default=0)
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         crop_px=args.crop_px,
         context=args.context,
         weight=args.weight,
+        evidence=args.evidence,
         min_score=args.min_score,
         max_candidates=args.max_candidates,
     )

@@ -192,6 +192,13 @@ class VerifierSpec(_Strict):
     weight: float = Field(
         default=0.5, ge=0.0, le=1.0, description="weight of the verifier in the geometric mean of the two scores"
     )
+    evidence: Literal["class", "object"] = Field(
+        default="class",
+        description=(
+            "what the verifier's probability is: class = of the box's own class; object = of any class (one minus "
+            "background), leaving the class to the detector"
+        ),
+    )
     min_score: float = Field(default=0.01, ge=0.0, lt=1.0, description="candidates below this detector score drop")
     max_candidates: int = Field(default=32, ge=1, le=1000, description="at most this many boxes per image looked at")
     training: TrainingInfo | None = None

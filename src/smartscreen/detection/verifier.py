@@ -170,8 +170,11 @@ class Verifier:
         xyxy = detections.xyxy[order]
         probabilities = self.classify(crop_square(image, xyxy, spec.crop_px, spec.context))
         class_ids = detections.class_ids[order]
-        p_same = probabilities[np.arange(len(order)), class_ids]
-        scores = fuse_scores(detections.scores[order], p_same, spec.weight)
+        if spec.evidence == "class":
+            evidence = probabilities[np.arange(len(order)), class_ids]
+        else:
+            evidence = 1.0 - probabilities[:, -1]
+        scores = fuse_scores(detections.scores[order], evidence.astype(np.float32), spec.weight)
         keep = np.argsort(-scores, kind="stable")
         return Detections(
             xyxy=np.ascontiguousarray(xyxy[keep]),
