@@ -13,7 +13,7 @@ export YOLO_AUTOINSTALL := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # packages whose code mypy --strict checks (pure logic, no I/O adapters)
-MYPY_STRICT := src/smartscreen/domain src/smartscreen/config.py firmware_bridge src/smartscreen/journal src/smartscreen/detection src/smartscreen/training src/smartscreen/imaging src/smartscreen/risk src/smartscreen/fusion/association.py src/smartscreen/fusion/masking.py src/smartscreen/gate/timing.py src/smartscreen/gate/records.py src/smartscreen/gate/controller.py src/smartscreen/gate/plc.py src/smartscreen/review src/smartscreen/api src/smartscreen/cli/serve.py
+MYPY_STRICT := src/smartscreen/domain src/smartscreen/config.py src/smartscreen/strict_yaml.py firmware_bridge src/smartscreen/journal src/smartscreen/detection src/smartscreen/training src/smartscreen/imaging src/smartscreen/risk src/smartscreen/fusion/association.py src/smartscreen/fusion/masking.py src/smartscreen/gate/timing.py src/smartscreen/gate/records.py src/smartscreen/gate/controller.py src/smartscreen/gate/plc.py src/smartscreen/review src/smartscreen/api src/smartscreen/cli/serve.py
 
 .PHONY: demo test lint typecheck imports pytest venv-runtime venv-dev system-deps bench clean
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from smartscreen.errors import ConfigError
+from smartscreen.strict_yaml import load_yaml
 
 SCANNER_SCHEMES = frozenset({"gige", "sim", "replay"})
 IO_BOARD_SCHEMES = frozenset({"serial", "socket", "loop", "pty", "sim"})
@@ -235,7 +236,7 @@ def parse_config(text: str, source: str = "<config>") -> SmartScreenConfig:
     """Parse and validate configuration text; raises ConfigError naming file, line and field."""
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {e}") from e
     if not isinstance(data, dict) or node is None:

@@ -84,3 +84,30 @@ def test_validate_config_checks_the_policy_covers_the_model(tmp_path: Path, caps
     assert main(["validate-config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "no rule for the model's classes ['firecracker']" in err and "smartscreen-yolo11n@" in err
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    """Line configuration, risk policy and model manifest: PyYAML alone would keep the second value."""
+    from smartscreen.detection.package import parse_manifest
+    from smartscreen.errors import ModelPackageError
+    from smartscreen.risk.policy import parse_policy
+    from smartscreen.strict_yaml import load_yaml
+
+    text = EXAMPLE.read_text()
+    doubled = text.replace("    belt_speed_mm_s: 2500\n", "    belt_speed_mm_s: 2500\n    belt_speed_mm_s: 900\n", 1)
+    assert doubled != text
+    with pytest.raises(ConfigError, match="duplicate key 'belt_speed_mm_s'"):
+        parse_config(doubled, "centre.yaml")
+    policy = (ROOT / "src/smartscreen/risk/policies/default.yaml").read_text()
+    parse_policy(policy, "default.yaml")  # the shipped policy has no duplicates
+    first_key = next(line for line in policy.splitlines() if line and not line.startswith((" ", "#")))
+    with pytest.raises(ConfigError, match="duplicate key"):
+        parse_policy(policy + "\n" + first_key + "\n", "default.yaml")
+    manifest = (ROOT / "models/smartscreen-yolo11n/model.yaml").read_text()
+    parse_manifest(manifest)
+    with pytest.raises(ModelPackageError, match="duplicate key 'version'"):
+        parse_manifest(manifest + "version: 9.9.9\n")
+    # nested mappings are checked too; equal keys in different mappings and YAML merge keys are fine
+    with pytest.raises(Exception, match="first given on line 2"):
+        load_yaml("a:\n  b: 1\n  b: 2\n")
+    assert load_yaml("a: {b: 1}\nc: {b: 2}\nbase: &base {x: 1}\nd:\n  <<: *base\n  y: 2\n")["d"] == {"x": 1, "y": 2}

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from smartscreen.domain.taxonomy import CLASS_NAMES
 from smartscreen.errors import ModelPackageError
+from smartscreen.strict_yaml import load_yaml
 
 MANIFEST_FILE = "model.yaml"
 ONNX_FILE = "model.onnx"
@@ -468,7 +469,7 @@ def check_session(manifest: ModelManifest, session: _SessionLike, source: str = 
 def parse_manifest(text: str, source: str = MANIFEST_FILE) -> ModelManifest:
     """Validate ``model.yaml`` text; errors name each field and what is wrong with it."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         raise ModelPackageError(f"{source}: not valid YAML: {e}") from e
     if not isinstance(data, dict):

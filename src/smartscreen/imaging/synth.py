@@ -35,6 +35,7 @@ from smartscreen.imaging.rawio import raw_meta, write_raw_scan
 from smartscreen.imaging.render import render
 from smartscreen.imaging.scanner import ScannerParams, ScannerRandomisation
 from smartscreen.imaging.simulator import ParcelSimulator, SimulatedParcel
+from smartscreen.strict_yaml import load_yaml
 
 Range = Annotated[tuple[float, float], Field(description="[min, max]; equal values fix the parameter")]
 
@@ -196,7 +197,7 @@ class Recipe(_Strict):
 def load_recipe(path: Path | str) -> Recipe:
     source = Path(path)
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        data = load_yaml(source.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"recipe {source} does not exist") from None
     except yaml.YAMLError as e:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from smartscreen.domain.taxonomy import CLASS_NAMES
 from smartscreen.errors import ConfigError
+from smartscreen.strict_yaml import load_yaml
 
 DEFAULT_POLICY_PATH = Path(__file__).parent / "policies" / "default.yaml"
 
@@ -134,7 +135,7 @@ class RiskPolicy(_Strict):
 def parse_policy(text: str, source: str = "<policy>") -> RiskPolicy:
     """Validate policy YAML text; raises ConfigError naming the source and the bad fields."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {e}") from e
     if not isinstance(data, dict):

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from smartscreen.domain.taxonomy import CLASS_NAMES
 from smartscreen.errors import DatasetError
+from smartscreen.strict_yaml import load_yaml
 
 
 def normalise_name(name: str) -> str:
@@ -80,7 +81,7 @@ class ClassMap:
     @classmethod
     def from_file(cls, path: Path) -> ClassMap:
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise DatasetError(f"cannot read class map {path}: {e}") from e
         except yaml.YAMLError as e:

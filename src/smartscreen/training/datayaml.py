@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smartscreen.errors import DatasetError
+from smartscreen.strict_yaml import load_yaml
 
 SPLITS = ("train", "val", "test")
 
@@ -50,7 +51,7 @@ class DataYaml:
 
 def load_data_yaml(path: Path) -> DataYaml:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e}") from e
     except yaml.YAMLError as e:

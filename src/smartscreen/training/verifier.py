@@ -293,7 +293,7 @@ def train_classifier(
     threads: int = 2,
     log: Callable[[EpochRecord], None] | None = None,
 ) -> tuple[Any, list[EpochRecord]]:
-    """Train the classifier (AdamW, one-cycle learning rate, class-balanced loss weights; a ``backbone`` learns at
+    """Train the classifier (AdamW, one-cycle learning rate, unweighted cross-entropy; a ``backbone`` learns at
     ``backbone_lr_factor`` x ``lr``); returns (model in eval mode, per-epoch records). The weights of the epoch
     with the lowest validation loss are kept."""
     import torch
@@ -305,9 +305,9 @@ def train_classifier(
     rng = np.random.default_rng(seed)
     n_out = train.n_classes + 1
     model = build_classifier(n_out, width, backbone)
-    counts = np.bincount(train.labels, minlength=n_out).astype(np.float64)
-    weights = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_out) ** 0.5, 0.0)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32), label_smoothing=0.05)
+    # plain cross-entropy, no class weights: the fused score multiplies the probabilities, so they should be
+    # calibrated to the candidates' real mix of objects and background
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     if backbone is not None:
         groups = [
             {"params": list(model[0].parameters()), "lr": lr * backbone_lr_factor},
