@@ -88,7 +88,9 @@ def cpu_by_stage(before: dict[int, float], after: dict[int, float], names: dict[
     return dict(sorted(groups.items(), key=lambda kv: -kv[1]))
 
 
-def prepare_model(workdir: Path) -> tuple[Path, str]:
+def prepare_model(workdir: Path, package: Path | None = None) -> tuple[Path, str]:
+    if package is not None:
+        return package.resolve(), f"package {package}"
     if (SHIPPED / "model.yaml").is_file():
         return SHIPPED, "shipped package models/smartscreen-yolo11n"
     from bench_detector import export_yolo11n
@@ -209,7 +211,7 @@ def run_n(n: int, args: argparse.Namespace, model: Path, workdir: Path) -> dict[
         f"""
 centre: {{id: BENCH}}
 lines:{lines}
-detector: {{package: "{model}", max_batch: {args.max_batch}, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500, tta: {args.tta}}}
+detector: {{package: "{model}", max_batch: {args.max_batch}, max_wait_ms: 15, intra_op_threads: {args.intra_op_threads}, timeout_ms: 1500, tta: {args.tta}, verifier: {args.verifier}}}
 journal: {{url: "sqlite:///{run_dir / "journal.db"}", image_dir: "{run_dir / "images"}"}}
 waybill: {{url: "file://{ROOT / "datasets/waybills/demo-waybills.json"}"}}
 runtime: {{drain_s: 3}}
@@ -305,6 +307,13 @@ def main() -> int:
         default="package",
         help="detector test-time augmentation (package: as model.yaml says, like the line)",
     )
+    parser.add_argument(
+        "--verifier",
+        choices=("package", "off"),
+        default="package",
+        help="the package's second-look verifier, when it has one (package: like the line)",
+    )
+    parser.add_argument("--model", type=Path, help="model package to run (default: the shipped one)")
     parser.add_argument("--parcels", type=int, default=10, help="distinct simulated parcels per line (cycled)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "line.json")
     parser.add_argument("--_emulators", default=None, help=argparse.SUPPRESS)
@@ -317,7 +326,7 @@ def main() -> int:
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-line-") as tmp:
         workdir = Path(tmp)
-        model, model_note = prepare_model(workdir)
+        model, model_note = prepare_model(workdir, args.model)
         largest_ok = 0
         for n in (int(x) for x in args.lines.split(",")):
             print(f"== {n} line(s): simulating and running {args.duration:.0f} s ...", flush=True)
@@ -331,6 +340,7 @@ def main() -> int:
         "benchmark": "screening line: N emulated lines, 2.5 m/s, parcels 0.3-0.8 m, gaps >= 0.2 m, 2.0 s entry-to-gate",
         "model": model_note,
         "detector_tta": args.tta,
+        "detector_verifier": args.verifier,
         "largest_n_without_misses": largest_ok,
         "criterion": "no deadline misses and no parcel failed closed for timing (detector deadline/timeout/queue full)",
         "results": results,

@@ -23,6 +23,7 @@ HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to f
 #     TRAIN_RECIPE=synth-train-weak HARDNEG_SEED=10 models/smartscreen-yolo11n/train.sh
 #   BASE=models/smartscreen-yolo11n/weights.pt HOURS=1.75 VERSION=2.9.0 IMGSZ=448 EXPORT_IMGSZ=448 LR0=0.0003 TRAIN_SEED=11 \
 #     TRAIN_RECIPE=synth-train-weak2 HARDNEG_SEED=12 models/smartscreen-yolo11n/train.sh
+# 2.11.0 = 2.9.0's detector + the second-look verifier: models/smartscreen-yolo11n/verifier.sh (after this script).
 # (2.6.0, TRAIN_SEED=6 TRAIN_RECIPE=synth-train-hardneg from 2.5.0, failed its promotion check and is not in the chain.)
 # (2.10.0, TRAIN_SEED=13 TRAIN_RECIPE=synth-train-weak3 HARDNEG_SEED=14 from 2.9.0, HOURS=1.75, failed its promotion check too.)
 BASE=${BASE:-yolo11n.yaml}
@@ -87,6 +88,8 @@ if ! $BIN/smartscreen eval --model runs/candidate/smartscreen-yolo11n --data $G/
   exit 1
 fi
 cp runs/candidate/smartscreen-yolo11n/{model.onnx,model.yaml,weights.pt} models/smartscreen-yolo11n/
+# a verifier was trained on the old detector's candidates: drop it, then run verifier.sh for the new detector
+rm -f models/smartscreen-yolo11n/verifier.onnx
 cp runs/eval/shipped-test/pr_curve.png models/smartscreen-yolo11n/pr_curve_test.png
 cp runs/eval/shipped-test/promotion.json models/smartscreen-yolo11n/promotion-test.json
 # the report names the package it ran on (the staging copy): name the shipped one instead

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smartscreen.errors import ConfigError
 from smartscreen.strict_yaml import load_yaml
@@ -135,6 +135,14 @@ class DetectorConfig(_Strict):
     timeout_ms: float = Field(
         default=1500.0, gt=0, description="An inference slower than this is an error (the parcel fails closed)."
     )
+
+    @field_validator("verifier", mode="before")
+    @classmethod
+    def _verifier_yaml_boolean(cls, value: object) -> object:
+        """YAML 1.1 reads a bare ``off`` (and ``on``) as a boolean: take it as the word it was written as."""
+        if isinstance(value, bool):
+            return "package" if value else "off"
+        return value
 
 
 class JournalConfig(_Strict):

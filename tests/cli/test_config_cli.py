@@ -111,3 +111,14 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> 
     with pytest.raises(Exception, match="first given on line 2"):
         load_yaml("a:\n  b: 1\n  b: 2\n")
     assert load_yaml("a: {b: 1}\nc: {b: 2}\nbase: &base {x: 1}\nd:\n  <<: *base\n  y: 2\n")["d"] == {"x": 1, "y": 2}
+
+
+def test_detector_verifier_off_written_bare_in_yaml() -> None:
+    """YAML 1.1 reads a bare ``off`` as false: ``verifier: off`` must still mean off."""
+    text = EXAMPLE.read_text()
+    assert "detector:\n" in text
+    off = parse_config(text.replace("detector:\n", "detector:\n  verifier: off\n", 1), "centre.yaml")
+    assert off.detector.verifier == "off"
+    assert parse_config(text, "centre.yaml").detector.verifier == "package"
+    with pytest.raises(ConfigError, match="verifier"):
+        parse_config(text.replace("detector:\n", "detector:\n  verifier: sometimes\n", 1), "centre.yaml")

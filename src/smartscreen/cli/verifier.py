@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="mine only the first N train and N/4 val images (a quick check)")
+    parser.add_argument(
+        "--float32-weights",
+        action="store_true",
+        help="keep the verifier's weights in float32 (default: stored as float16, computed in float32; half the file)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
@@ -59,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         EpochRecord,
         export_onnx,
         mine_crops,
+        store_weights_as_float16,
         train_classifier,
         training_info,
     )
@@ -149,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
         log=log,
     )
     onnx_file = export_onnx(model, spec.crop_px, run_dir / "verifier.onnx")
+    if not args.float32_weights:
+        before, after = store_weights_as_float16(onnx_file)
+        print(f"verifier weights stored as float16: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB", file=sys.stderr)
     if args.out.resolve() != source.directory.resolve():
         shutil.copytree(source.directory, args.out)
     info = training_info(

@@ -110,6 +110,11 @@ class Verifier:
         spec = package.manifest.verifier
         if spec is None:
             return None
+        if package.manifest.input.image != "pseudo_colour":
+            raise ModelPackageError(
+                f"{package.manifest_path}: a verifier crops the pseudo-colour image, but this detector takes "
+                f"{package.manifest.input.image}"
+            )
         path = package.directory / spec.file
         if not path.is_file():
             raise ModelPackageError(f"{package.manifest_path} names a verifier {spec.file} that is not in the package")

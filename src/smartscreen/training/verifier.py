@@ -387,6 +387,35 @@ def export_onnx(model: Any, crop_px: int, target: Path) -> Path:
     return target
 
 
+def store_weights_as_float16(path: Path, min_elements: int = 1024) -> tuple[int, int]:
+    """Rewrite the ONNX file at ``path`` with its larger float32 weights stored as float16, each behind a Cast back
+    to float32 (onnxruntime folds the casts when it loads the graph: computation stays float32). Halves the file
+    for a change of the outputs at float16 rounding. Returns the file size in bytes (before, after)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    before = path.stat().st_size
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for initializer in list(graph.initializer):
+        if initializer.data_type != TensorProto.FLOAT:
+            continue
+        weights = numpy_helper.to_array(initializer)
+        if weights.size < min_elements:
+            continue
+        half_name = f"{initializer.name}__float16"
+        graph.initializer.remove(initializer)
+        graph.initializer.append(numpy_helper.from_array(weights.astype(np.float16), half_name))
+        casts.append(helper.make_node("Cast", [half_name], [initializer.name], to=TensorProto.FLOAT))
+    nodes = [*casts, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return before, path.stat().st_size
+
+
 def training_info(
     train: CropSet, data_description: str, epochs: int, crop_px: int, backbone: Path | None = None
 ) -> TrainingInfo:
