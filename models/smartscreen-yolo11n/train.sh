@@ -36,10 +36,7 @@ if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 "$LR0" --nbs 16); el
 #    processes (the files do not depend on the worker count); val from the val recipe; the held-out test
 #    recipe uses other seeds and other scanner parameters.
 #    A split whose data.yaml exists is kept (same seed, same files), so a second run skips the 20 min of synthesis.
-synth() {  # OUT COUNT SEED RECIPE
-  [ -f "$G/$1/data.yaml" ] && [ "$(ls "$G/$1/images" | wc -l)" -eq "$2" ] && return 0
-  $BIN/smartscreen synth --out "$G/$1" --count "$2" --seed "$3" --recipe "datasets/$4.yaml" --workers 2 --no-progress
-}
+source models/smartscreen-yolo11n/steps.sh  # synth, install_report
 synth val 160 1 synth-val
 TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3, 2.4.0: 4, 2.5.0: 5)
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED
@@ -90,12 +87,4 @@ fi
 cp runs/candidate/smartscreen-yolo11n/{model.onnx,model.yaml,weights.pt} models/smartscreen-yolo11n/
 # a verifier was trained on the old detector's candidates: drop it, then run verifier.sh for the new detector
 rm -f models/smartscreen-yolo11n/verifier.onnx
-cp runs/eval/shipped-test/pr_curve.png models/smartscreen-yolo11n/pr_curve_test.png
-cp runs/eval/shipped-test/promotion.json models/smartscreen-yolo11n/promotion-test.json
-# the report names the package it ran on (the staging copy): name the shipped one instead
-$BIN/python - <<'PY'
-import json, pathlib
-doc = json.loads(pathlib.Path("runs/eval/shipped-test/eval.json").read_text())
-doc["package"] = "models/smartscreen-yolo11n"
-pathlib.Path("models/smartscreen-yolo11n/eval-test.json").write_text(json.dumps(doc, indent=2))
-PY
+install_report runs/eval/shipped-test

@@ -14,10 +14,7 @@ G=datasets/generated
 VERSION=${VERSION:-2.11.0}
 EPOCHS=${EPOCHS:-10}
 
-synth() {  # OUT COUNT SEED RECIPE (a split whose data.yaml exists and has COUNT images is kept)
-  [ -f "$G/$1/data.yaml" ] && [ "$(ls "$G/$1/images" | wc -l)" -eq "$2" ] && return 0
-  $BIN/smartscreen synth --out "$G/$1" --count "$2" --seed "$3" --recipe "datasets/$4.yaml" --workers 2 --no-progress
-}
+source models/smartscreen-yolo11n/steps.sh  # synth, install_report
 # 1. parcels the detector has not been trained on: the third-round weak-class recipe and the hard-negative one
 synth vtrain15 1500 15 synth-train-weak3
 synth vtrain16hn 1500 16 synth-train-hardneg
@@ -48,12 +45,5 @@ if ! $BIN/smartscreen eval --model runs/candidate-verified/smartscreen-yolo11n -
   exit 1
 fi
 cp runs/candidate-verified/smartscreen-yolo11n/{verifier.onnx,model.yaml} models/smartscreen-yolo11n/
-cp runs/eval/verified-test/pr_curve.png models/smartscreen-yolo11n/pr_curve_test.png
-cp runs/eval/verified-test/promotion.json models/smartscreen-yolo11n/promotion-test.json
-$BIN/python - <<'PY'
-import json, pathlib
-doc = json.loads(pathlib.Path("runs/eval/verified-test/eval.json").read_text())
-doc["package"] = "models/smartscreen-yolo11n"
-pathlib.Path("models/smartscreen-yolo11n/eval-test.json").write_text(json.dumps(doc, indent=2))
-PY
+install_report runs/eval/verified-test
 echo "promoted: models/smartscreen-yolo11n is now $VERSION with its verifier"
