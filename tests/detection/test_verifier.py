@@ -190,6 +190,9 @@ def test_a_replaced_or_missing_verifier_file_is_refused(verified_package: Path, 
     shutil.copyfile(build_analytic_verifier(tmp_path / "other.onnx", n_outputs=5), target)
     with pytest.raises(ModelPackageError, match="sha256"):
         OnnxDetector.from_package(verified_package, intra_op_threads=1)
+    with pytest.raises(ModelPackageError, match="sha256"):
+        load_model_package(verified_package)  # what validate-config runs
+    load_model_package(verified_package, check_onnx=False)  # the cheap load does not read it
     target.unlink()
     with pytest.raises(ModelPackageError, match="not in the package"):
         OnnxDetector.from_package(verified_package, intra_op_threads=1)

@@ -491,8 +491,9 @@ def load_model_package(directory: Path | str, *, check_onnx: bool = True) -> Mod
 
     Checks that both files exist, ``model.yaml`` is valid, ``model.onnx`` has the
     recorded sha256 and (``check_onnx``) its input/output signature matches the
-    manifest. The engine passes ``check_onnx=False`` and checks its own session
-    instead, so the graph is loaded once.
+    manifest and a verifier the manifest names is there with its recorded sha256.
+    The engine passes ``check_onnx=False`` and checks its own session (and its
+    verifier) instead, so each graph is loaded once.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -521,6 +522,15 @@ def load_model_package(directory: Path | str, *, check_onnx: bool = True) -> Mod
         )
     if check_onnx:
         check_session(manifest, open_probe_session(onnx_path), source=str(onnx_path))
+        if manifest.verifier is not None:
+            verifier_path = directory / manifest.verifier.file
+            if not verifier_path.is_file():
+                raise ModelPackageError(f"{manifest_path} names a verifier {manifest.verifier.file} that is not there")
+            if sha256_file(verifier_path) != manifest.verifier.sha256:
+                raise ModelPackageError(
+                    f"{verifier_path} does not have the sha256 {manifest_path} records: restore the right file or "
+                    "re-run `smartscreen verifier`"
+                )
     return ModelPackage(directory=directory, manifest=manifest)
 
 
