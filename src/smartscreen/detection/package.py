@@ -203,7 +203,6 @@ class VerifierSpec(_Strict):
     min_score: float = Field(default=0.01, ge=0.0, lt=1.0, description="candidates below this detector score drop")
     max_candidates: int = Field(default=32, ge=1, le=1000, description="at most this many boxes per image looked at")
     training: TrainingInfo | None = None
-    notes: str = ""
 
 
 class Metrics(_Strict):
