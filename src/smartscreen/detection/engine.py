@@ -189,16 +189,6 @@ _VIEWS: dict[TtaMode, tuple[tuple[bool, bool, bool], ...]] = {
 }
 
 
-def above(detections: Detections, conf: float) -> Detections:
-    """The detections scoring at least ``conf``."""
-    keep = detections.scores >= conf
-    if bool(keep.all()):
-        return detections
-    return replace(
-        detections, xyxy=detections.xyxy[keep], scores=detections.scores[keep], class_ids=detections.class_ids[keep]
-    )
-
-
 class OnnxDetector:
     """YOLO-format ONNX detector on onnxruntime; implements ``smartscreen.domain.ports.Detector``."""
 
@@ -436,8 +426,10 @@ class OnnxDetector:
         t3 = time.perf_counter()
         if self.verifier is not None:
             results = [
-                above(self.verifier.rescore(image, found), self.nms.conf)
-                for image, found in zip(images, results, strict=True)
+                rescored.filter(rescored.scores >= self.nms.conf)
+                for rescored in (
+                    self.verifier.rescore(image, found) for image, found in zip(images, results, strict=True)
+                )
             ]
         t4 = time.perf_counter()
         self.last_times = StageTimes(
