@@ -6,12 +6,13 @@
    ambiguous ones in between are left out). The background crops are the detector's own false alarms on
    this data: the hard negatives. Each ground-truth box is also cropped, with jitter, so objects the
    detector scores low are learnt too.
-2. **Train** (:func:`train_classifier`): a small residual CNN (torch, CPU) on the crops, with flips, random
-   crop offsets and the X-ray photometric augmentation (no hue change: hue is material).
-3. **Export** (:func:`export_onnx`) with a dynamic batch axis and **attach** it
-   (:func:`smartscreen.detection.verifier.attach_verifier`) to
-   the package: ``verifier.onnx`` plus the ``verifier:`` section of ``model.yaml``. The operating threshold
-   recorded before no longer applies: re-run ``smartscreen eval --record``.
+2. **Train** (:func:`train_classifier`): the detector's own YOLO11 backbone with a linear head (or a small
+   residual CNN from scratch), torch on the CPU, with flips, random crop offsets and the X-ray photometric
+   augmentation (no hue change: hue is material).
+3. **Export** (:func:`export_onnx`, then :func:`store_weights_as_float16`) with a dynamic batch axis and
+   **attach** it (:func:`smartscreen.detection.verifier.attach_verifier`) to the package: ``verifier.onnx`` plus
+   the ``verifier:`` section of ``model.yaml``. The operating threshold recorded before no longer applies:
+   re-run ``smartscreen eval --record``.
 
 torch is imported inside the functions that need it (the ``train`` extra).
 """
