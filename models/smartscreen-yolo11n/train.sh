@@ -26,6 +26,8 @@ HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to f
 # 2.11.0 = 2.9.0's detector + the second-look verifier: models/smartscreen-yolo11n/verifier.sh (after this script).
 # (2.6.0, TRAIN_SEED=6 TRAIN_RECIPE=synth-train-hardneg from 2.5.0, failed its promotion check and is not in the chain.)
 # (2.10.0, TRAIN_SEED=13 TRAIN_RECIPE=synth-train-weak3 HARDNEG_SEED=14 from 2.9.0, HOURS=1.75, failed its promotion check too.)
+# (2.12.0, IMGSZ=640 EXPORT_IMGSZ=640 TRAIN_SEED=19 TRAIN_RECIPE=synth-train-weak2 HARDNEG_SEED=20 from 2.9.0, HOURS=1.7 and
+#  --close-mosaic 3, lost on the validation split after 5 epochs and was not evaluated on test.)
 BASE=${BASE:-yolo11n.yaml}
 TTA=${TTA:-hv}  # test-time augmentation the package asks for (4 mirrored views; 2.4.0 and earlier: none)
 # from scratch: ultralytics' auto optimizer; from our weights: AdamW at about the auto rate, one update per batch
