@@ -1,4 +1,9 @@
-# Shell steps shared by train.sh and verifier.sh (sourced from the repository root; needs BIN and G set).
+# Settings and shell steps shared by train.sh and verifier.sh (sourced from the repository root).
+
+# ultralytics offline: no downloads, no pip installs at run time
+export YOLO_CONFIG_DIR="$PWD/.ultralytics" YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
+BIN=.venv/bin
+G=datasets/generated
 
 # synth OUT COUNT SEED RECIPE: a synthetic split, two worker processes (the files do not depend on the worker
 # count). A split whose data.yaml exists with COUNT images is kept (same seed, same files), so a rerun skips it.

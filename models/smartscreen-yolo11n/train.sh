@@ -4,9 +4,7 @@
 #   models/smartscreen-yolo11n/train.sh            # from the repository root, with .venv set up (make venv-dev)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export YOLO_CONFIG_DIR="$PWD/.ultralytics" YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-BIN=.venv/bin
-G=datasets/generated
+source models/smartscreen-yolo11n/steps.sh  # offline ultralytics, BIN, G; synth, install_report
 IMGSZ=${IMGSZ:-320}
 HOURS=${HOURS:-1.9}  # wall-clock cap; ultralytics re-plans the epoch count to fit it (2.3–7 min per epoch, by machine)
 # BASE=models/smartscreen-yolo11n/weights.pt continues from the shipped weights instead of starting from scratch.
@@ -38,7 +36,6 @@ if [[ "$BASE" == *.pt ]]; then OPT=(--optimizer AdamW --lr0 "$LR0" --nbs 16); el
 #    processes (the files do not depend on the worker count); val from the val recipe; the held-out test
 #    recipe uses other seeds and other scanner parameters.
 #    A split whose data.yaml exists is kept (same seed, same files), so a second run skips the 20 min of synthesis.
-source models/smartscreen-yolo11n/steps.sh  # synth, install_report
 synth val 160 1 synth-val
 TRAIN_SEED=${TRAIN_SEED:-1}  # each continuation trains on a fresh train set (2.2.0: TRAIN_SEED=2, 2.3.0: 3, 2.4.0: 4, 2.5.0: 5)
 TRAIN=train; [ "$TRAIN_SEED" = 1 ] || TRAIN=train$TRAIN_SEED

@@ -8,13 +8,10 @@
 # ground-truth jitter, so a rerun gives an equivalent, not a bit-identical, verifier.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export YOLO_CONFIG_DIR="$PWD/.ultralytics" YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-BIN=.venv/bin
-G=datasets/generated
+source models/smartscreen-yolo11n/steps.sh  # offline ultralytics, BIN, G; synth, install_report
 VERSION=${VERSION:-2.11.0}
 EPOCHS=${EPOCHS:-10}
 
-source models/smartscreen-yolo11n/steps.sh  # synth, install_report
 # 1. parcels the detector has not been trained on: the third-round weak-class recipe and the hard-negative one
 synth vtrain15 1500 15 synth-train-weak3
 synth vtrain16hn 1500 16 synth-train-hardneg
